@@ -1,0 +1,1 @@
+"""The conversion chain: shared stage functions and the offline and streaming drivers."""

@@ -1,0 +1,72 @@
+"""The loaded model set a conversion needs: content encoder, voice generator, index, F0 estimators.
+
+Loading is the slow part (HuBERT alone is 360 MB), so drivers share one :class:`ConverterModels`;
+F0 estimators are created on first use and kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from rvc_lab.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConverterModels:
+    """Everything loaded for one voice.
+
+    Attributes
+    ----------
+    voice : rvc_lab.files.voice.VoiceModel
+        Parsed ``.pth`` (version, tgt_sr, if_f0, ...).
+    net_g : rvc_lab.models.synthesizer.Synthesizer
+    encoder : rvc_lab.models.hubert.HubertBase
+    index : rvc_lab.retrieval.FeatureIndex or None
+    rmvpe_path : str or None
+        ``rmvpe.pt`` for the rmvpe F0 method.
+    """
+
+    voice: object
+    net_g: object
+    encoder: object
+    index: object = None
+    rmvpe_path: str | None = None
+    _f0: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike, *, hubert: str | os.PathLike | None,
+             index: str | os.PathLike | None = None, rmvpe: str | os.PathLike | None = None) -> "ConverterModels":
+        """Load a voice ``.pth``, a content encoder (fairseq ``hubert_base.pt`` or HF dir) and an optional index.
+
+        Raises
+        ------
+        ModelFileError, IndexMismatchError, SettingsError
+            Bad or missing files, an index whose dimension does not fit the voice, no encoder.
+        """
+        from rvc_lab.files.hubert import load_content_encoder
+        from rvc_lab.files.index import load_index
+        from rvc_lab.files.voice import load_voice
+        from rvc_lab.models.synthesizer import build_synthesizer
+
+        if hubert is None:
+            raise SettingsError("no content encoder given: pass --hubert hubert_base.pt (fairseq) or a Hugging Face HuBERT directory")
+        voice = load_voice(model)
+        feature_index = load_index(index, expected_dim=voice.feature_dim) if index else None
+        encoder = load_content_encoder(hubert)
+        net_g = build_synthesizer(voice)
+        log.info("loaded %s (%s, %d Hz, f0=%s)%s", voice.path, voice.version, voice.tgt_sr, voice.if_f0,
+                 f" with index {index}" if index else "")
+        return cls(voice=voice, net_g=net_g, encoder=encoder, index=feature_index,
+                   rmvpe_path=os.fspath(rmvpe) if rmvpe else None)
+
+    def f0_estimator(self, method: str, filter_radius: int = 3):
+        """The cached :class:`rvc_lab.f0.F0Estimator` for ``method``."""
+        from rvc_lab.f0 import F0Estimator
+
+        key = (method, filter_radius)
+        if key not in self._f0:
+            self._f0[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path, filter_radius=filter_radius)
+        return self._f0[key]

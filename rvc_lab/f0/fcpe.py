@@ -1,0 +1,55 @@
+"""``fcpe``: FCPE through torchfcpe's bundled model, as upstream's ``FCPEInfer`` on a CPU.
+
+``spawn_bundled_infer_model(device).infer(x[None], sr=16000, decoder_mode="local_argmax",
+threshold=0.006)``: ``N//160 + 1`` frames, frame ``i`` centred on sample ``160*i``; frames whose
+peak latent is <= 0.006 come out as exactly 0 Hz (unvoiced).  The output is float32, and upstream
+keeps it float32 through gap filling, key shift and the coarse mapping; so do we.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Union
+
+import numpy as np
+import torch
+
+from rvc_lab.f0.base import SAMPLE_RATE, AudioLike, PitchMethod, as_tensor_audio
+
+log = logging.getLogger(__name__)
+
+DECODER_MODE = "local_argmax"
+VOICING_THRESHOLD = 0.006
+
+
+class FcpePitch(PitchMethod):
+    name = "fcpe"
+
+    def __init__(self, device: Union[str, torch.device] = "cpu") -> None:
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        """torchfcpe's bundled inference model, loaded on first use (imports torchaudio)."""
+        if self._model is None:
+            from torchfcpe import spawn_bundled_infer_model
+
+            log.info("loading torchfcpe bundled model")
+            self._model = spawn_bundled_infer_model(str(self.device))
+        return self._model
+
+    @torch.no_grad()
+    def _f0(self, x16k: AudioLike) -> np.ndarray:
+        audio = as_tensor_audio(x16k).unsqueeze(0)
+        f0 = self.model.infer(audio, sr=SAMPLE_RATE, decoder_mode=DECODER_MODE, threshold=VOICING_THRESHOLD)
+        return f0.reshape(-1).detach().cpu().numpy()
+
+    def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
+        """float32 Hz, ``len(x)//160 + 1`` frames (not cut to ``p_len``, as upstream)."""
+        return self._f0(x16k)
+
+    def realtime(self, x16k: torch.Tensor) -> np.ndarray:
+        return self._f0(x16k)
+
+    def track(self, x16k: AudioLike) -> np.ndarray:
+        return self._f0(x16k)

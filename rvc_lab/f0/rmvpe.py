@@ -1,0 +1,52 @@
+"""``rmvpe``: the RMVPE network (a model file the user provides), upstream 2026 semantics.
+
+Offline and streaming both call ``infer_from_audio(x, threshold=0.03)`` on the samples as given:
+``N//160 + 1`` frames, frame ``i`` centred on sample ``160*i``, 0 = unvoiced.  (The streaming
+path chooses its window length, ``5120*k - 160`` samples, so that the U-Net needs no padding.)
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from rvc_lab.f0.base import AudioLike, PitchMethod
+
+log = logging.getLogger(__name__)
+
+VOICING_THRESHOLD = 0.03
+
+
+class RmvpePitch(PitchMethod):
+    name = "rmvpe"
+
+    def __init__(self, model_path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> None:
+        self.model_path = os.fspath(model_path)
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        """The :class:`~rvc_lab.models.rmvpe.RMVPE`, loaded (and validated) on first use."""
+        if self._model is None:
+            from rvc_lab.files.rmvpe import load_rmvpe
+
+            log.info("loading RMVPE model %s", self.model_path)
+            self._model = load_rmvpe(self.model_path, device=self.device)
+        return self._model
+
+    def _f0(self, x16k: AudioLike) -> np.ndarray:
+        return self.model.infer_from_audio(x16k, threshold=VOICING_THRESHOLD)
+
+    def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
+        """float64 Hz, ``len(x)//160 + 1`` frames (not cut to ``p_len``, as upstream)."""
+        return self._f0(x16k)
+
+    def realtime(self, x16k: torch.Tensor) -> np.ndarray:
+        return self._f0(x16k)
+
+    def track(self, x16k: AudioLike) -> np.ndarray:
+        return self._f0(x16k)

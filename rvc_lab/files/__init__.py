@@ -1,0 +1,1 @@
+"""The file formats RVC users bring. All of them are untrusted input: never plain pickle."""
