@@ -169,9 +169,14 @@ class StreamingConverter:
         must feed blocks at the voice's rate (see :func:`stream_file`).
     timer : StageTimer, optional
         Per-block stage times; a disabled timer costs nothing.
+    record : bool
+        Keep per-block intermediate values in :attr:`records` (one dict per block: ``pitch``,
+        ``pitchf`` [p_len] as given to the generator, ``feats`` [p_len, C], ``infer_out`` at the
+        voice rate, ``sola_offset``): the streaming stage vectors of reference cases.
     """
 
-    def __init__(self, models, settings: StreamSettings, sample_rate: int, timer: StageTimer | None = None):
+    def __init__(self, models, settings: StreamSettings, sample_rate: int, timer: StageTimer | None = None,
+                 record: bool = False):
         settings.validate()
         if sample_rate % 100:
             raise SettingsError(f"stream rate {sample_rate} Hz is not a multiple of 100 Hz (10 ms frames)")
@@ -186,6 +191,7 @@ class StreamingConverter:
         self.timer = timer or StageTimer(enabled=False)
         self.block_index = 0
         self.nonfinite_blocks = 0
+        self.records: list[dict] | None = [] if record else None
 
         self.input_wav = torch.zeros(g.input_frame, dtype=torch.float32)
         self.input_wav_denoise = self.input_wav.clone()
@@ -274,8 +280,10 @@ class StreamingConverter:
             offset = sola.sola_offset(head, self.sola_buffer)
             emitted, self.sola_buffer = sola.crossfade_block(
                 out, offset, self.sola_buffer, self.fade_in, self.fade_out, g.block_frame, s.phase_vocoder)
-        self.last_sola_offset = offset
         self.timer.note(sola_offset=offset, nonfinite=not finite)
+        if self.records is not None:
+            self._record["sola_offset"] = offset
+            self.records.append(self._record)
         self.timer.end_block()
         result = emitted.numpy()
         return result if finite else np.zeros_like(result)
@@ -368,7 +376,13 @@ class StreamingConverter:
                 if upp_res not in self._formant_resamplers:
                     self._formant_resamplers[upp_res] = self._resampler_cls(upp_res, self.tgt_sr // 100)
                 out = self._formant_resamplers[upp_res](out[: g.return_length * upp_res])
-        self.last_pitch, self.last_pitchf = pitch, pitchf
+        if self.records is not None:
+            self._record = {
+                "feats": feats[0].clone().numpy(),
+                "pitch": None if pitch is None else pitch[0].clone().numpy(),
+                "pitchf": None if pitchf is None else pitchf[0].clone().numpy(),
+                "infer_out": out.clone().numpy(),
+            }
         return out
 
     def _block_pitch(self, p_len: int, return_length2: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -402,7 +416,7 @@ def stream_block_count(n_samples: int, g: StreamGeometry) -> int:
 
 
 def stream_file(models, audio: np.ndarray, sr: int, settings: StreamSettings, *, timer: StageTimer | None = None,
-                progress: bool = False) -> tuple[np.ndarray, int, StreamingConverter]:
+                progress: bool = False, record: bool = False) -> tuple[np.ndarray, int, StreamingConverter]:
     """Run a whole signal through :class:`StreamingConverter` with a simulated clock.
 
     Parameters
@@ -429,7 +443,7 @@ def stream_file(models, audio: np.ndarray, sr: int, settings: StreamSettings, *,
         log.info("output rate 'model': input resampled %d -> %d Hz", sr, models.voice.tgt_sr)
         x = resample_offline(x, sr, models.voice.tgt_sr).astype(np.float32)
         sr = models.voice.tgt_sr
-    conv = StreamingConverter(models, settings, sr, timer=timer)
+    conv = StreamingConverter(models, settings, sr, timer=timer, record=record)
     g = conv.geometry
     n_blocks = stream_block_count(x.shape[0], g)
     padded = np.zeros(n_blocks * g.block_frame, dtype=np.float32)
