@@ -204,10 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pitch", type=float, default=0.0)
     s.set_defaults(func=cmd_f0)
 
-    s = sub.add_parser("f0-bench", help="every F0 method on the ground-truth tone suite")
-    s.add_argument("-o", "--output", default=None, help="results CSV")
-    s.add_argument("--methods", nargs="+", default=None)
-    s.add_argument("--rmvpe")
+    from rvc_lab.f0bench import build_f0_bench_parser
+
+    s = build_f0_bench_parser(sub.add_parser("f0-bench", help="every F0 method on the ground-truth tone suite"))
     s.set_defaults(func=cmd_f0_bench)
 
     s = sub.add_parser("check", help="re-run reference cases and compare (exit 0 only when all pass)")

@@ -14,7 +14,9 @@ Two search back ends give the same answer:
   (``|x|^2 + |y|^2 - 2 x.y``, clamped at 0) the torch path does too, with the same
   size threshold and the same per-thread query slicing, so near-ties resolve the same way.
   Missing neighbours (fewer than k candidates) come back as id -1 with distance
-  ``FLT_MAX`` like faiss.
+  ``FLT_MAX`` like faiss.  Distances agree with faiss' to a few float32 ulps (faiss' own
+  summation order differs between its generic/AVX2/AVX-512 builds); two candidates whose
+  distances tie to within that (~1e-7 relative) may come out in the other order.
 """
 from __future__ import annotations
 
@@ -67,12 +69,12 @@ class FeatureIndex:
     """
 
     path: str
-    vectors: np.ndarray
+    vectors: np.ndarray = field(repr=False)
     kind: str
     nprobe: int = 1
-    centroids: np.ndarray | None = None
-    list_ids: tuple = ()
-    faiss_index: object | None = None
+    centroids: np.ndarray | None = field(default=None, repr=False)
+    list_ids: tuple = field(default=(), repr=False)
+    faiss_index: object | None = field(default=None, repr=False, compare=False)
     _torch_lists: list | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
@@ -203,8 +205,8 @@ class FeatureIndex:
             if ids_l.numel() == 0:
                 continue
             rows, slots = torch.nonzero(probes == li, as_tuple=True)
-            # IVF-Flat scans every code of a probed list with a direct sum of squared
-            # differences (fvec_L2sqr), never the BLAS expansion.
+            # IVF-Flat scans every code of a probed list with a direct float32 sum of squared
+            # differences (fvec_L2sqr), never the float32 BLAS expansion: use the exact distance.
             cand_d[rows, slots, : ids_l.numel()] = _l2sqr_direct(q[rows], vecs_l)
             cand_i[rows, slots, : ids_l.numel()] = ids_l
         return _top_k(cand_d.reshape(T, -1), cand_i.reshape(T, -1), k)
@@ -246,13 +248,18 @@ def _faiss_threads() -> int:
 
 
 def _l2sqr_direct(q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """[nq, n] squared L2, ``sum((q - x)^2)`` per pair, in float32, memory-bounded."""
-    out = torch.empty(q.shape[0], x.shape[0], dtype=torch.float32)
-    step = max(1, (1 << 23) // max(1, x.shape[0] * x.shape[1]))
-    for i in range(0, q.shape[0], step):
-        diff = q[i : i + step, None, :] - x[None, :, :]
-        out[i : i + step] = (diff * diff).sum(-1)
-    return out
+    """[nq, n] squared L2, ``sum((q - x)^2)`` per pair, memory-bounded.
+
+    faiss sums the float32 squares in SIMD lanes whose count and reduction order depend on the
+    build (generic / AVX2 / AVX-512), so no fixed float32 order matches it everywhere.  We
+    compute in float64 and round once: the float32-rounded exact distance, within a few float32
+    ulps of faiss' on every build (only near-ties, ~1e-7 relative, can order differently).  In
+    float64 the expansion ``|q|^2 + |x|^2 - 2 q.x`` loses ~1e-16 |x|^2 to cancellation, far
+    below one float32 ulp of the distance, and runs as one DGEMM instead of a [nq, n, d] tensor.
+    """
+    q64, x64 = q.double(), x.double()
+    d = (q64 * q64).sum(-1, keepdim=True) + (x64 * x64).sum(-1) - 2.0 * (q64 @ x64.T)
+    return d.clamp_min_(0).float()
 
 
 def _l2sqr_as_faiss(q: torch.Tensor, x: torch.Tensor, use_blas: bool) -> torch.Tensor:
@@ -361,6 +368,7 @@ def blend_features(
         raise SettingsError(f"index_rate must be within 0..1, got {index_rate}")
     if feats.ndim != 2:
         raise ValueError(f"features must be [T, C], got shape {tuple(feats.shape)}")
+    index_rate = float(index_rate)  # a Python float, as upstream multiplies by
     if index_rate == 0 or feats.shape[0] == 0:
         return feats, False
 

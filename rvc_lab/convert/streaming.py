@@ -397,7 +397,8 @@ class StreamingConverter:
         f0 = est.realtime(self.input_wav_res[-n:])
         f0 = pitchmod.interpolate_unvoiced(f0)
         f0 = pitchmod.shift_semitones(f0, s.pitch - s.formant)
-        coarse, f0t = pitchmod.coarse_pitch_torch(torch.from_numpy(np.asarray(f0)).float())
+        f0t = torch.from_numpy(np.asarray(f0)).float()
+        coarse = pitchmod.coarse_pitch_torch(f0t)
         shift = g.block_frame_16k // 160
         self.cache_pitch[:-shift] = self.cache_pitch[shift:].clone()
         self.cache_pitchf[:-shift] = self.cache_pitchf[shift:].clone()

@@ -7,6 +7,8 @@ keeps it float32 through gap filling, key shift and the coarse mapping; so do we
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from typing import Union
 
@@ -34,8 +36,11 @@ class FcpePitch(PitchMethod):
         if self._model is None:
             from torchfcpe import spawn_bundled_infer_model
 
-            log.info("loading torchfcpe bundled model")
-            self._model = spawn_bundled_infer_model(str(self.device))
+            # torchfcpe reports its set-up with print(); route that to our log instead of stdout.
+            chatter = io.StringIO()
+            with contextlib.redirect_stdout(chatter):
+                self._model = spawn_bundled_infer_model(str(self.device))
+            log.debug("torchfcpe bundled model loaded: %s", " | ".join(chatter.getvalue().split("\n")).strip(" |"))
         return self._model
 
     @torch.no_grad()

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import torch
 
+from rvc_lab.errors import InvalidAudioError
 from rvc_lab.f0.base import AudioLike, PitchMethod
 
 log = logging.getLogger(__name__)
 
 VOICING_THRESHOLD = 0.03
+# The centred STFT reflect-pads 512 samples on each side, which needs more than 512 samples.
+MIN_SAMPLES = 513
 
 
 class RmvpePitch(PitchMethod):
@@ -39,6 +42,10 @@ class RmvpePitch(PitchMethod):
         return self._model
 
     def _f0(self, x16k: AudioLike) -> np.ndarray:
+        if len(x16k) < MIN_SAMPLES:
+            raise InvalidAudioError(
+                f"rmvpe needs at least {MIN_SAMPLES} samples at 16 kHz (32 ms), got {len(x16k)}"
+            )
         return self.model.infer_from_audio(x16k, threshold=VOICING_THRESHOLD)
 
     def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:

@@ -71,7 +71,8 @@ class MCDConfig:
         All-pass (frequency-warping) constant for ``"sptk"``/``"world"``; None picks
         ``pysptk.util.mcepalpha(sr)`` (e.g. 0.41 at 16 kHz, 0.554 at 48 kHz).
     frame_ms : float
-        Analysis frame length in ms, rounded up to a power of two in samples (SPTK's FFT needs it).
+        Analysis frame length in ms, rounded to the nearest power of two in samples (SPTK's FFT
+        needs one): 512 samples at 16 kHz, 1024 at 32-48 kHz with the default 25 ms.
     hop_ms : float
         Frame step in ms.
     floor_db : float
@@ -112,8 +113,8 @@ def _scale_factor(scale: str | float) -> float:
 
 def _frame_geometry(sr: int, config: MCDConfig) -> tuple[int, int]:
     """(frame_length, hop_length) in samples."""
-    want = max(16, int(math.ceil(config.frame_ms * 1e-3 * sr)))
-    frame_length = 1 << (want - 1).bit_length()
+    want = max(16.0, config.frame_ms * 1e-3 * sr)
+    frame_length = 1 << int(round(math.log2(want)))  # nearest power of two (SPTK's FFT needs one)
     hop_length = max(1, int(round(config.hop_ms * 1e-3 * sr)))
     return frame_length, hop_length
 
@@ -274,7 +275,9 @@ def _pair_frames(ca: np.ndarray, cb: np.ndarray, alignment: str) -> tuple[np.nda
     if alignment == "none":
         n = min(ca.shape[0], cb.shape[0])
         if ca.shape[0] != cb.shape[0]:
-            logger.debug("MCD alignment 'none': comparing the first %d frames of %d and %d", n, ca.shape[0], cb.shape[0])
+            logger.debug(
+                "MCD alignment 'none': comparing the first %d frames of %d and %d", n, ca.shape[0], cb.shape[0]
+            )
         return ca[:n], cb[:n]
     if alignment == "pad":
         n = max(ca.shape[0], cb.shape[0])

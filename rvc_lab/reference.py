@@ -1,0 +1,431 @@
+"""Reference cases: make them, re-run and check them, compare an external output against one.
+
+A case is a directory (layout in DESIGN.md)::
+
+    case.json     parameters, input file, asset fingerprints, tolerances per metric, producer
+    input.wav     the input at its own rate
+    expected.wav  the output to match (offline: int16 as upstream returns it; stream: float32)
+    stages.npz    per-stage golden vectors, so a port can find the first stage where it diverges
+
+Stage vectors (float32 unless said):
+offline: ``input_16k`` [N], ``content_features`` [T20, C], ``blended_features`` [T20, C],
+``f0_hz`` (float64) / ``f0_coarse`` (int32) [P] on the 10 ms grid of the padded input,
+``generator_output`` [S] at the voice rate, ``output_float`` [S] before int16.
+stream: ``block_feats`` [B, p_len, C], ``block_pitch`` (int64) / ``block_pitchf`` [B, p_len],
+``block_infer_out`` [B, L] at the voice rate, ``sola_offset`` (int64) [B].
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rvc_lab.errors import RVCLabError, SettingsError
+
+log = logging.getLogger(__name__)
+
+CASE_FILE = "case.json"
+
+#: Default tolerances of a case: audio compared after delay alignment; stages without alignment.
+DEFAULT_TOLERANCES = {
+    "audio": {
+        "delay_samples": {"max_abs": 0},
+        "rel_l2": {"max": 1e-3},
+        "snr_db": {"min": 50.0},
+        "gain_db": {"max_abs": 0.05},
+        "f0_mean_abs_cents": {"max": 5.0},
+    },
+    "stages": {"default": {"rel_l2": 1e-4}, "f0_coarse": {"mismatch_fraction": 0.01},
+               "block_pitch": {"mismatch_fraction": 0.01}, "sola_offset": {"mismatch_fraction": 0.0}},
+}
+
+#: Stage order of each chain: the first failing stage in this order is where a port diverged.
+STAGE_ORDER = {
+    "offline": ["input_16k", "content_features", "blended_features", "f0_hz", "f0_coarse",
+                "generator_output", "output_float"],
+    "stream": ["block_feats", "block_pitch", "block_pitchf", "block_infer_out", "sola_offset"],
+}
+
+
+# ----------------------------------------------------------------------------- assets
+def fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of a file's *content*: tensors for torch files (bytes of torch.save vary by version),
+    vectors for faiss indexes, raw bytes for everything else."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                h.update(f.name.encode())
+                h.update(fingerprint(f).encode())
+        return h.hexdigest()
+    if p.suffix in (".pt", ".pth", ".bin"):
+        from rvc_lab.files.safe_load import safe_torch_load
+
+        try:
+            obj = safe_torch_load(p, what="model file")
+        except RVCLabError:
+            obj = None
+        if obj is not None:
+            _hash_tree(h, obj)
+            return h.hexdigest()
+    h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _hash_tree(h, obj) -> None:
+    import torch
+
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            h.update(str(k).encode())
+            _hash_tree(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _hash_tree(h, v)
+    elif isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    else:
+        h.update(repr(obj).encode())
+
+
+def resolve_assets(spec: dict, cache_dir: str | os.PathLike | None = None) -> dict[str, str | None]:
+    """Paths of a case's model files.
+
+    ``spec["source"] == "demo"``: rvc_lab's seeded demo assets (``seed``; ``model``/``index`` name
+    entries of :func:`rvc_lab.files.synthetic.demo_assets`), regenerated into the cache when missing.
+    ``"files"``: paths given as they are (relative paths are relative to the case directory's parent).
+    """
+    if spec.get("source") == "demo":
+        from rvc_lab.files.synthetic import demo_assets
+
+        cache = Path(cache_dir or default_cache_dir()) / f"demo-assets-seed{spec['seed']}"
+        paths = demo_assets(cache, seed=int(spec["seed"]))
+        return {k: (str(paths[spec[k]]) if spec.get(k) else None) for k in ("model", "index")} | {
+            "hubert": str(paths["hubert"]), "rmvpe": str(paths["rmvpe"])}
+    return {k: spec.get(k) for k in ("model", "index", "hubert", "rmvpe")}
+
+
+def default_cache_dir() -> Path:
+    """``$RVC_LAB_CACHE`` or ``<repo>/.cache`` when running from a checkout, else ``~/.cache/rvc_lab``."""
+    if os.environ.get("RVC_LAB_CACHE"):
+        return Path(os.environ["RVC_LAB_CACHE"])
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists():
+        return repo / ".cache"
+    return Path.home() / ".cache" / "rvc_lab"
+
+
+# ----------------------------------------------------------------------------- running
+def run_chain(kind: str, assets: dict, params: dict, input_path: str | os.PathLike):
+    """Run rvc_lab on a case's input.
+
+    Returns
+    -------
+    audio : np.ndarray
+        offline: int16; stream: float32.
+    sr : int
+    stages : dict[str, np.ndarray]
+        See the module docstring.
+    """
+    from rvc_lab.audio import load_audio, prepare_input
+    from rvc_lab.convert.models import ConverterModels
+
+    models = ConverterModels.load(assets["model"], hubert=assets["hubert"], index=assets.get("index"),
+                                  rmvpe=assets.get("rmvpe"))
+    audio, sr = load_audio(input_path)
+    if kind == "offline":
+        from rvc_lab.convert.offline import OfflineSettings, convert_offline
+
+        res = convert_offline(models, prepare_input(audio, sr), OfflineSettings(**params), record_stages=True)
+        return res.audio, res.sr, res.stages
+    if kind == "stream":
+        from rvc_lab.convert.streaming import StreamSettings, stream_file
+
+        out, out_sr, conv = stream_file(models, audio, sr, StreamSettings(**params), record=True)
+        recs = conv.records
+        stages = {"block_feats": np.stack([r["feats"] for r in recs]),
+                  "block_infer_out": np.stack([r["infer_out"] for r in recs]),
+                  "sola_offset": np.array([r["sola_offset"] for r in recs], dtype=np.int64)}
+        if recs[0]["pitch"] is not None:
+            stages["block_pitch"] = np.stack([r["pitch"] for r in recs])
+            stages["block_pitchf"] = np.stack([r["pitchf"] for r in recs])
+        return out, out_sr, stages
+    raise SettingsError(f"case kind {kind!r} unknown: use 'offline' or 'stream'")
+
+
+def make_case(outdir: str | os.PathLike, *, input_path: str | os.PathLike, kind: str, assets_spec: dict,
+              params: dict, description: str = "", tolerances: dict | None = None,
+              cache_dir: str | os.PathLike | None = None) -> Path:
+    """Run rvc_lab on an input and store it as a reference case (see the module docstring)."""
+    import soundfile as sf
+
+    import rvc_lab
+    from rvc_lab.audio import write_wav_atomic
+
+    out = Path(outdir)
+    assets = resolve_assets(assets_spec, cache_dir)
+    audio, sr, stages = run_chain(kind, assets, params, input_path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copyfile(input_path, tmp / "input.wav")
+    write_wav_atomic(tmp / "expected.wav", audio, sr, subtype="PCM_16" if kind == "offline" else "FLOAT")
+    np.savez_compressed(tmp / "stages.npz", **stages)
+    import torch
+
+    case = {
+        "name": out.name,
+        "description": description,
+        "kind": kind,
+        "input": "input.wav",
+        "expected": "expected.wav",
+        "stages": "stages.npz",
+        "params": params,
+        "assets": assets_spec,
+        "asset_fingerprints": {k: fingerprint(v) for k, v in assets.items() if v},
+        "tolerances": tolerances or DEFAULT_TOLERANCES,
+        "produced_by": {
+            "tool": f"rvc_lab {rvc_lab.__version__}", "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "date": datetime.date.today().isoformat(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "output_sr": sr,
+    }
+    (tmp / CASE_FILE).write_text(json.dumps(case, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def load_case(case_dir: str | os.PathLike) -> dict:
+    p = Path(case_dir) / CASE_FILE
+    if not p.is_file():
+        raise SettingsError(f"{case_dir}: not a reference case (no {CASE_FILE})")
+    return json.loads(p.read_text())
+
+
+# ----------------------------------------------------------------------------- comparing
+def audio_metrics(actual: np.ndarray, expected: np.ndarray, sr: int) -> dict:
+    """Delay-aligned comparison of two outputs (see :func:`rvc_lab.metrics.compare.compare_audio`)."""
+    from rvc_lab.metrics.compare import compare_audio
+
+    return compare_audio(_as_float(actual), _as_float(expected), sr, align=True)
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x.astype(np.float64) / 32768.0 if x.dtype == np.int16 else x.astype(np.float64)
+
+
+def judge(metrics: dict, tolerances: dict) -> list[dict]:
+    """Rows (metric, value, bound, passed) for every metric that has a tolerance."""
+    rows = []
+    for name, bound in tolerances.items():
+        value = metrics.get(name)
+        if value is None:
+            rows.append({"metric": name, "value": None, "bound": bound, "passed": False})
+            continue
+        ok = True
+        if "max" in bound:
+            ok &= value <= bound["max"]
+        if "min" in bound:
+            ok &= value >= bound["min"]
+        if "max_abs" in bound:
+            ok &= abs(value) <= bound["max_abs"]
+        rows.append({"metric": name, "value": float(value), "bound": _bound_text(bound), "passed": bool(ok)})
+    return rows
+
+
+def _bound_text(bound: dict) -> str:
+    sym = {"max": "<=", "min": ">=", "max_abs": "|x| <="}
+    return ", ".join(f"{sym[k]} {v:g}" for k, v in bound.items())
+
+
+def stage_rows(actual: dict, expected: dict, kind: str, tolerances: dict) -> list[dict]:
+    """Per-stage rows in chain order: rel L2 for float stages, mismatch fraction for integer ones."""
+    rows = []
+    for name in STAGE_ORDER[kind]:
+        if name not in expected:
+            continue
+        tol = tolerances.get(name, tolerances.get("default", {"rel_l2": 1e-4}))
+        e = np.asarray(expected[name])
+        a = actual.get(name)
+        if a is None or np.shape(a) != e.shape:
+            rows.append({"stage": name, "metric": "shape", "value": None if a is None else str(np.shape(a)),
+                         "bound": str(e.shape), "passed": False})
+            continue
+        a = np.asarray(a)
+        if "mismatch_fraction" in tol:
+            v = float(np.mean(a != e)) if e.size else 0.0
+            rows.append({"stage": name, "metric": "mismatch_fraction", "value": v,
+                         "bound": f"<= {tol['mismatch_fraction']:g}", "passed": v <= tol["mismatch_fraction"]})
+        else:
+            ea, aa = e.astype(np.float64), a.astype(np.float64)
+            v = float(np.linalg.norm(aa - ea) / max(np.linalg.norm(ea), 1e-30))
+            rows.append({"stage": name, "metric": "rel_l2", "value": v, "bound": f"<= {tol['rel_l2']:g}",
+                         "passed": v <= tol["rel_l2"]})
+    return rows
+
+
+def check_case(case_dir: str | os.PathLike, cache_dir=None):
+    """Re-run one case and compare with its expected output and stages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns case, stage ("audio" or a stage name), metric, value, bound, passed.
+    """
+    import pandas as pd
+    import soundfile as sf
+
+    d = Path(case_dir)
+    case = load_case(d)
+    assets = resolve_assets(case["assets"], cache_dir)
+    for k, want in case.get("asset_fingerprints", {}).items():
+        if assets.get(k) and fingerprint(assets[k]) != want:
+            log.warning("%s: asset %s (%s) differs from the one the case was made with", d.name, k, assets[k])
+    audio, sr, stages = run_chain(case["kind"], assets, case["params"], d / case["input"])
+    expected, esr = sf.read(d / case["expected"], dtype="int16" if case["kind"] == "offline" else "float32")
+    tol = case["tolerances"]
+    if sr != esr:
+        rows = [{"stage": "audio", "metric": "sample_rate", "value": sr, "bound": f"== {esr}", "passed": False}]
+    else:
+        rows = [{"stage": "audio", **r} for r in judge(audio_metrics(audio, expected, sr), tol["audio"])]
+    if (d / case.get("stages", "stages.npz")).exists():
+        with np.load(d / case["stages"]) as z:
+            golden = {k: z[k] for k in z.files}
+        rows += stage_rows(stages, golden, case["kind"], tol.get("stages", {}))
+    df = pd.DataFrame(rows)
+    df.insert(0, "case", d.name)
+    return df
+
+
+def find_cases(root: str | os.PathLike) -> list[Path]:
+    root = Path(root)
+    if (root / CASE_FILE).exists():
+        return [root]
+    return sorted(p.parent for p in root.glob(f"*/{CASE_FILE}"))
+
+
+def check_cases(root: str | os.PathLike = "reference_cases", cache_dir=None):
+    """:func:`check_case` for every case under ``root``; one DataFrame."""
+    import pandas as pd
+
+    cases = find_cases(root)
+    if not cases:
+        raise SettingsError(f"{root}: no reference cases found (directories with {CASE_FILE})")
+    return pd.concat([check_case(c, cache_dir) for c in cases], ignore_index=True)
+
+
+def compare_external(wav: str | os.PathLike, case_dir: str | os.PathLike, stages_npz: str | None = None) -> dict:
+    """Compare an output made elsewhere (upstream, a port, another machine) with a case.
+
+    The external wav is delay-aligned to ``expected.wav`` before measuring; when ``stages_npz``
+    holds stage vectors under the case's names, the per-stage divergence and the first failing
+    stage (chain order) are reported too.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (audio metrics), ``audio_rows`` (judged), ``stage_rows``, ``first_divergent_stage``.
+    """
+    import soundfile as sf
+
+    from rvc_lab.audio import load_audio
+
+    d = Path(case_dir)
+    case = load_case(d)
+    actual, sr = load_audio(wav)
+    expected, esr = sf.read(d / case["expected"], dtype="float32")
+    if sr != esr:
+        from rvc_lab.audio import resample_offline
+
+        log.info("external output at %d Hz resampled to the case's %d Hz", sr, esr)
+        actual = resample_offline(actual, sr, esr)
+    metrics = audio_metrics(actual, expected, esr)
+    result = {"metrics": metrics, "audio_rows": judge(metrics, case["tolerances"]["audio"]), "stage_rows": [],
+              "first_divergent_stage": None}
+    if stages_npz:
+        with np.load(stages_npz) as z:
+            ext = {k: z[k] for k in z.files}
+        with np.load(d / case["stages"]) as z:
+            golden = {k: z[k] for k in z.files}
+        rows = stage_rows(ext, {k: v for k, v in golden.items() if k in ext}, case["kind"],
+                          case["tolerances"].get("stages", {}))
+        result["stage_rows"] = rows
+        result["first_divergent_stage"] = next((r["stage"] for r in rows if not r["passed"]), None)
+    return result
+
+
+# ----------------------------------------------------------------------------- command line
+def format_table(df) -> str:
+    """Readable fixed-width table of check rows."""
+    view = df.copy()
+    view["value"] = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in view["value"]]
+    view["passed"] = ["PASS" if p else "FAIL" for p in view["passed"]]
+    return view.to_string(index=False)
+
+
+def main_check(a) -> int:
+    """``rvc-lab check [CASES_DIR]``: exit 0 only when every case passes."""
+    df = check_cases(a.cases_dir)
+    print(format_table(df))
+    failed = df.loc[~df.passed.astype(bool), "case"].unique()
+    n = df.case.nunique()
+    print(f"\n{n - len(failed)} of {n} cases passed" + (f"; failed: {', '.join(failed)}" if len(failed) else ""))
+    return 0 if len(failed) == 0 else 1
+
+
+def main_reference(a) -> int:
+    """``rvc-lab reference make|compare ...`` (sub-arguments parsed here)."""
+    if a.action == "make":
+        p = argparse.ArgumentParser(prog="rvc-lab reference make")
+        p.add_argument("outdir")
+        p.add_argument("--input", required=True)
+        p.add_argument("--kind", choices=("offline", "stream"), default="offline")
+        p.add_argument("--demo-seed", type=int, help="use rvc_lab demo assets of this seed")
+        p.add_argument("--demo-voice", default="demo_v2_40k_f0")
+        p.add_argument("--model")
+        p.add_argument("--index")
+        p.add_argument("--hubert")
+        p.add_argument("--rmvpe")
+        p.add_argument("--params", default="{}", help="JSON of OfflineSettings / StreamSettings fields")
+        p.add_argument("--description", default="")
+        r = p.parse_args(a.rest)
+        if r.demo_seed is not None:
+            spec = {"source": "demo", "seed": r.demo_seed, "model": r.demo_voice,
+                    "index": f"{r.demo_voice}_index" if r.index != "none" else None}
+        else:
+            if not (r.model and r.hubert):
+                raise SettingsError("reference make: give --demo-seed, or --model and --hubert")
+            spec = {"source": "files", "model": r.model, "index": r.index, "hubert": r.hubert, "rmvpe": r.rmvpe}
+        path = make_case(r.outdir, input_path=r.input, kind=r.kind, assets_spec=spec, params=json.loads(r.params),
+                         description=r.description)
+        print(f"wrote reference case {path}")
+        return 0
+    p = argparse.ArgumentParser(prog="rvc-lab reference compare")
+    p.add_argument("case_dir")
+    p.add_argument("wav")
+    p.add_argument("--stages", help="npz of stage vectors under the case's names")
+    r = p.parse_args(a.rest)
+    res = compare_external(r.wav, r.case_dir, r.stages)
+    import pandas as pd
+
+    print(format_table(pd.DataFrame(res["audio_rows"])))
+    if res["stage_rows"]:
+        print(format_table(pd.DataFrame(res["stage_rows"])))
+        print(f"first divergent stage: {res['first_divergent_stage'] or 'none'}")
+    ok = all(r["passed"] for r in res["audio_rows"]) and res["first_divergent_stage"] is None
+    return 0 if ok else 1
