@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="rvc-lab: %(message)s")
+    # faiss logs every CPU-feature probe of its loader at INFO: noise, not information
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     try:
         return a.func(a) or 0
     except RVCLabError as exc:

@@ -11,10 +11,17 @@ runs both on one signal with the generator's noise off and measures, per stage:
 * ``f0`` -- the Hz track the generator gets (after gap filling and transposition), same frames;
   cents error and correlation (:func:`rvc_lab.metrics.f0.f0_metrics`);
 * ``generator`` -- each block's decoded audio at the voice rate against the offline generator
-  output at the same samples (relative L2, SNR);
+  output at the same samples (relative L2, SNR, spectral convergence);
 * ``output`` -- the streamed file (stream rate) against the offline output resampled to the
-  stream rate, aligned by the cross-correlation delay estimate
-  (:func:`rvc_lab.metrics.compare.compare_audio`: rel L2, SNR, SI-SDR, MCD, F0 of both outputs).
+  stream rate, aligned by one cross-correlation delay estimate, as one would compare a recording
+  (:func:`rvc_lab.metrics.compare.compare_audio`: rel L2, SNR, SI-SDR, spectral convergence,
+  MCD, F0 of both outputs).  SOLA moves each block by up to 10 ms, so one delay fits some
+  blocks only.
+
+Waveform figures (rel L2, SNR, SI-SDR) are phase sensitive, and the streaming generator restarts
+its harmonic source at phase 0 in every block (upstream does the same; SOLA then picks the best
+of 10 ms of offsets to join blocks), so on voiced audio they stay poor even when the spectra
+agree; spectral convergence, MCD and the F0 figures are not phase sensitive.
 
 Waveforms are compared without their DC and sub-audio content (segment means removed, 20 Hz
 zero-phase high-pass on whole outputs): a random-weight generator (the demo voices) emits a DC
@@ -46,6 +53,10 @@ log = logging.getLogger(__name__)
 INPUT_PEAK = 0.95
 
 STAGE_ORDER = ("content_features", "f0", "generator", "output")
+
+#: Columns of :attr:`ParityResult.stages`.
+STAGE_COLUMNS = ("stage", "compared", "n", "rel_l2", "snr_db", "cosine", "cents_mae", "f0_corr",
+                 "spectral_convergence", "mcd_db", "si_sdr_db")
 
 
 def parity_stream_settings(**overrides):
@@ -81,9 +92,10 @@ class ParityResult:
     Attributes
     ----------
     stages : pandas.DataFrame
-        One row per stage (:data:`STAGE_ORDER`): ``stage``, ``compared`` (what), ``n`` (frames or
-        samples), ``rel_l2``, ``snr_db``, ``cosine`` (features), ``cents_mae``, ``f0_corr``,
-        ``mcd_db``, ``si_sdr_db`` (NaN where a figure does not apply).
+        One row per stage (:data:`STAGE_ORDER`), columns :data:`STAGE_COLUMNS`: ``compared``
+        (what), ``n`` (frames or samples), ``rel_l2``, ``snr_db``, ``cosine`` (features),
+        ``cents_mae``, ``f0_corr``, ``spectral_convergence``, ``mcd_db``, ``si_sdr_db`` (NaN where
+        a figure does not apply).
     blocks : pandas.DataFrame
         One row per streaming block: ``block``, ``t_end_s`` (input time at the ring's end),
         ``feat_rel_l2``, ``f0_cents_mae``, ``gen_rel_l2``, ``sola_offset`` (NaN where the block
@@ -142,7 +154,9 @@ class ParityResult:
         out["f0_corr"] = self.stage_value("f0", "f0_corr")
         out["generator_rel_l2"] = self.stage_value("generator", "rel_l2")
         out["generator_snr_db"] = self.stage_value("generator", "snr_db")
-        for k in ("rel_l2", "snr_db", "si_sdr_db", "mcd_db", "log_spectral_distance_db", "f0_corr"):
+        out["generator_spectral_convergence"] = self.stage_value("generator", "spectral_convergence")
+        for k in ("rel_l2", "snr_db", "si_sdr_db", "spectral_convergence", "mcd_db", "log_spectral_distance_db",
+                  "f0_corr"):
             out[f"output_{k}"] = float(self.audio_metrics.get(k, float("nan")))
         return out
 
@@ -191,6 +205,7 @@ def stream_vs_offline(models, audio: np.ndarray, sr: int, stream_settings, offli
     """
     from rvc_lab.audio import resample_offline
     from rvc_lab.convert.streaming import stream_file
+    from rvc_lab.metrics.align import align_signals, estimate_delay
     from rvc_lab.metrics.compare import compare_audio
 
     if sr % 100:
@@ -210,32 +225,36 @@ def stream_vs_offline(models, audio: np.ndarray, sr: int, stream_settings, offli
     offline_float = np.asarray(off.stages["output_float"], dtype=np.float32)
     offline_at_sr = np.asarray(resample_offline(offline_float, off.sr, sr), dtype=np.float32) if off.sr != sr \
         else offline_float
-    stream_out, offline_at_sr = remove_subsonic(stream_out, sr), remove_subsonic(offline_at_sr, sr)
-    search = g.crossfade_frame + g.sola_search_frame
-    # the stream is late by crossfade + search - sola offset (0 .. search): bound the search to
-    # twice that so a periodic output cannot lock onto a lag one period away
-    max_delay_s = 2.0 * search / sr
-    n_keep = min(stream_out.shape[0], offline_at_sr.shape[0] + 2 * search)
-    metrics = compare_audio(stream_out[:n_keep], offline_at_sr, sr, align=True, max_delay_s=max_delay_s,
-                            f0_method="dio")
+    stream_hp, offline_hp = remove_subsonic(stream_out, sr), remove_subsonic(offline_at_sr, sr)
+
+    # Block k's output is late by crossfade + search - sola_offset_k (0 <= offset <= search), so
+    # the whole-file delay is searched in that window only (+-5 ms): a periodic output correlates
+    # as well one pitch period away, and a wider search would lock onto such a lag.
+    lo_d = g.crossfade_frame - g.zc // 2
+    hi_d = g.crossfade_frame + g.sola_search_frame + g.zc // 2
+    delay = int(estimate_delay(stream_hp, offline_hp, max_delay=hi_d, min_delay=lo_d))
+    a_al, e_al = align_signals(stream_hp, offline_hp, delay)
+    metrics = compare_audio(a_al, e_al, sr, align=False, f0_method="dio")
+    metrics["delay_samples"], metrics["delay_ms"] = delay, 1000.0 * delay / sr
     offsets = blocks["sola_offset"].to_numpy(dtype=float)
-    expected_delay = float(np.median(search - offsets)) if offsets.size else float("nan")
+    expected_delay = float(np.median(g.crossfade_frame + g.sola_search_frame - offsets)) if offsets.size \
+        else float("nan")
 
     stages = pd.DataFrame([
         _feature_row(feat_pairs),
         _f0_row(f0_pairs, models.voice.if_f0),
-        _generator_row(gen_pairs, s.formant),
-        {"stage": "output", "compared": f"streamed vs offline output at {sr} Hz, delay-aligned",
+        _waveform_row("generator", "decoded audio of each block at the voice rate, same input time", gen_pairs,
+                      skip=bool(s.formant), why="formant shift resamples the block"),
+        {"stage": "output", "compared": f"streamed vs offline output at {sr} Hz, one delay for the file",
          "n": metrics["n_compared"], "rel_l2": metrics["rel_l2"], "snr_db": metrics["snr_db"],
-         "si_sdr_db": metrics["si_sdr_db"], "mcd_db": metrics["mcd_db"], "f0_corr": metrics["f0_corr"],
-         "cents_mae": metrics["f0_cents_mae"]},
-    ], columns=["stage", "compared", "n", "rel_l2", "snr_db", "cosine", "cents_mae", "f0_corr", "mcd_db",
-                "si_sdr_db"])
+         "si_sdr_db": metrics["si_sdr_db"], "spectral_convergence": metrics["spectral_convergence"],
+         "mcd_db": metrics["mcd_db"], "f0_corr": metrics["f0_corr"], "cents_mae": metrics["f0_cents_mae"]},
+    ], columns=list(STAGE_COLUMNS))
     trace = timer.to_frame() if timer is not None and getattr(timer, "enabled", False) and timer.rows else None
     return ParityResult(
-        stages=stages, blocks=blocks, audio_metrics=metrics, delay_samples=int(metrics["delay_samples"]),
+        stages=stages, blocks=blocks, audio_metrics=metrics, delay_samples=delay,
         expected_delay_samples=expected_delay, grid_offset_ms=grid, sr=sr, tgt_sr=tgt_sr,
-        stream_audio=stream_out, offline_audio=offline_at_sr, input_audio=x, settings=s,
+        stream_audio=stream_hp, offline_audio=offline_hp, input_audio=x, settings=s,
         offline_settings=off_s, trace=trace,
     )
 
@@ -331,19 +350,28 @@ def _f0_row(pairs, if_f0: bool) -> dict:
     return {**row, "n": int(a.size), "rel_l2": _rel(a, e), "cents_mae": m["cents_mae"], "f0_corr": m["f0_corr"]}
 
 
-def _generator_row(pairs, formant: float) -> dict:
-    row = {"stage": "generator", "compared": "decoded audio per block at the voice rate"}
-    if formant or not pairs:
-        return {**row, "compared": "not compared (formant shift resamples the block)", "n": 0}
+def _waveform_row(stage: str, compared: str, pairs, skip: bool = False, why: str = "") -> dict:
+    from rvc_lab.metrics.spectral import stft_magnitude
+
+    row = {"stage": stage, "compared": compared}
+    if skip or not pairs:
+        return {**row, "compared": f"not compared ({why or 'nothing to compare'})", "n": 0}
     a = np.concatenate([p[0] for p in pairs]).astype(np.float64)
     e = np.concatenate([p[1] for p in pairs]).astype(np.float64)
     err = float(np.sum((a - e) ** 2))
+    # magnitude spectra per pair (40 ms frames at 40 kHz-ish rates), pooled like rel L2
+    num = den = 0.0
+    for pa, pe in pairs:
+        sa, se = stft_magnitude(pa, 1024, 256), stft_magnitude(pe, 1024, 256)
+        num += float(np.sum((sa - se) ** 2))
+        den += float(np.sum(se**2))
     return {**row, "n": int(a.size), "rel_l2": _rel(a, e),
-            "snr_db": 10 * math.log10(float(np.sum(e**2)) / err) if err > 0 else float("inf")}
+            "snr_db": 10 * math.log10(float(np.sum(e**2)) / err) if err > 0 else float("inf"),
+            "spectral_convergence": math.sqrt(num / den) if den > 0 else float("nan")}
 
 
 def parity_sweep(models, audio: np.ndarray, sr: int, base_settings=None, *, extra_times=(0.1, 0.5, 1.0),
-                 block_times=(0.25,), keep_results: bool = False):
+                 block_times=None, keep_results: bool = False):
     """:func:`stream_vs_offline` over a grid of ``extra_time`` x ``block_time``; offline runs once.
 
     Returns
@@ -356,7 +384,7 @@ def parity_sweep(models, audio: np.ndarray, sr: int, base_settings=None, *, extr
     off_s = matching_offline_settings(base)
     off = run_offline_reference(models, audio, sr, off_s)
     rows, results = [], []
-    for bt in block_times:
+    for bt in (block_times or (base.block_time,)):
         for et in extra_times:
             s = replace(base, block_time=float(bt), extra_time=float(et),
                         crossfade_time=min(base.crossfade_time, float(bt)))

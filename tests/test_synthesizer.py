@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from rvc_lab.errors import SettingsError
 from rvc_lab.files.voice import load_voice, parse_voice, voice_config
 from rvc_lab.models.nsf import harmonic_excitation
+from rvc_lab.models.synth_spec import miniature_config
 from rvc_lab.models.synthesizer import build_synthesizer, random_synthesizer_weights
 from rvc_lab.models.vits_layers import RelativeSelfAttention
 from tests.conftest import load_case, rel_l2
@@ -93,7 +95,7 @@ def test_parity_voices_build_and_infer(parity_assets, name):
     synth = build_synthesizer(voice)
     assert (synth.spec.version, synth.tgt_sr, synth.if_f0, synth.upp) == (version, sr, if_f0, sr // 100)
     assert not synth.training and all(p.dtype == torch.float32 for p in synth.parameters())
-    frames = 40
+    frames = 20
     gen = torch.Generator().manual_seed(0)
     phone = torch.randn(1, frames, voice.feature_dim, generator=gen)
     pitchf = torch.full((1, frames), 180.0)
@@ -102,33 +104,54 @@ def test_parity_voices_build_and_infer(parity_assets, name):
     assert out.shape == (1, 1, frames * sr // 100)
     assert torch.isfinite(out).all() and 1e-4 < out.abs().max() <= 1.0
     # Windowed call: only return_length frames come out.
-    out = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([0]), 30, 8, None, noise=False)
-    assert out.shape == (1, 1, 8 * sr // 100)
+    out = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([0]), 15, 4, None, noise=False)
+    assert out.shape == (1, 1, 4 * sr // 100)
+
+
+VARIANTS = [("v1", "40k", True), ("v1", "32k", False), ("v2", "48k", True), ("v2", "40k", False)]
+
+
+def _random_voice(version, sr_tag, if_f0, config=None, n_speakers=2):
+    weights = random_synthesizer_weights(version, sr_tag, if_f0, seed=11, n_speakers=n_speakers, config=config)
+    cpt = {"weight": weights, "config": config or voice_config(version, sr_tag), "info": "", "sr": sr_tag,
+           "f0": int(if_f0), "version": version}  # fmt: skip
+    return parse_voice(f"<random {version} {sr_tag}>", cpt)
 
 
 @pytest.fixture(scope="module")
-def random_voices():
-    """In-memory voices from seeded random weights, v1/v2 x f0/no-f0 (no files, no parity assets)."""
-    voices = {}
-    for version, sr_tag, if_f0 in [("v1", "40k", True), ("v1", "32k", False), ("v2", "48k", True), ("v2", "40k", False)]:
-        weights = random_synthesizer_weights(version, sr_tag, if_f0, seed=11, n_speakers=2)
-        cpt = {"weight": weights, "config": voice_config(version, sr_tag), "info": "", "sr": sr_tag,
-               "f0": int(if_f0), "version": version}  # fmt: skip
-        voices[(version, sr_tag, if_f0)] = parse_voice(f"<random {version} {sr_tag}>", cpt)
-    return voices
+def mini_synths():
+    """Miniature generators (standard strides, few channels) of all four classes: fast semantics tests."""
+    return {
+        (v, sr, f0): build_synthesizer(_random_voice(v, sr, f0, config=miniature_config(v, sr, 2)))
+        for v, sr, f0 in VARIANTS
+    }
 
 
-def test_all_four_generator_variants(random_voices):
+@pytest.mark.parametrize("version,sr_tag,if_f0", VARIANTS)
+def test_standard_generators_build_and_run(version, sr_tag, if_f0):
+    """Full-size random voices of the four upstream classes build and give audio of T*upp samples."""
+    voice = _random_voice(version, sr_tag, if_f0)
+    synth = build_synthesizer(voice)
+    assert sum(p.numel() for p in synth.parameters()) > 27_000_000
+    frames = 8
+    phone = torch.randn(1, frames, voice.feature_dim, generator=torch.Generator().manual_seed(1))
+    pitch = torch.full((1, frames), 60, dtype=torch.long)
+    out = synth.infer(phone, torch.tensor([frames]), pitch, torch.full((1, frames), 140.0), torch.tensor([1]),
+                      noise=False)  # fmt: skip
+    assert out.shape == (1, 1, frames * voice.tgt_sr // 100)
+    assert torch.isfinite(out).all() and out.abs().max() > 1e-4
+
+
+def test_generator_call_semantics(mini_synths):
     frames = 30
-    for (version, sr_tag, if_f0), voice in random_voices.items():
-        synth = build_synthesizer(voice)
-        phone = torch.randn(1, frames, voice.feature_dim, generator=torch.Generator().manual_seed(1))
+    for (version, sr_tag, if_f0), synth in mini_synths.items():
+        phone = torch.randn(1, frames, synth.spec.feature_dim, generator=torch.Generator().manual_seed(1))
         pitch = torch.full((1, frames), 60, dtype=torch.long) if if_f0 else None
         pitchf = torch.full((1, frames), 140.0) if if_f0 else None
         a = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), noise=False)
         b = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), noise=False)
-        assert a.shape == (1, 1, frames * voice.tgt_sr // 100), (version, sr_tag)
-        assert torch.isfinite(a).all() and a.abs().max() > 1e-4
+        assert a.shape == (1, 1, frames * synth.tgt_sr // 100), (version, sr_tag)
+        assert torch.isfinite(a).all() and a.abs().max() > 1e-5
         assert torch.equal(a, b), "noise=False must be deterministic"
         # Speakers differ, and a no-f0 model ignores pitch arguments.
         c = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([0]), noise=False)
@@ -137,17 +160,25 @@ def test_all_four_generator_variants(random_voices):
             d = synth.infer(phone, torch.tensor([frames]), torch.full((1, frames), 9), torch.full((1, frames), 99.0),
                             torch.tensor([1]), noise=False)  # fmt: skip
             assert torch.equal(a, d)
-        # return_length2 stretches to that many frames.
-        e = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), 12, 10, 13, noise=False)
-        assert e.shape == (1, 1, 13 * voice.tgt_sr // 100)
+        # Windowed: return_length frames; return_length2 stretches to that many; rl alone changes nothing.
+        e = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), 12, 10, None, noise=False)
+        assert e.shape == (1, 1, 10 * synth.upp)
+        f = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), 12, 10, 13, noise=False)
+        assert f.shape == (1, 1, 13 * synth.upp)
+        g = synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([1]), None, 10, None, noise=False)
+        assert torch.equal(g, a)
+        with pytest.raises(SettingsError, match="speaker id"):
+            synth.infer(phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([2]))
+        if if_f0:
+            with pytest.raises(SettingsError, match="pitch"):
+                synth.infer(phone, torch.tensor([frames]), None, None, torch.tensor([0]))
 
 
-def test_noise_draw_order(random_voices):
+def test_noise_draw_order(mini_synths):
     """noise=True consumes exactly upstream's three draws; noise=False consumes none."""
     frames, skip, length = 50, 30, 12
-    for (version, _, if_f0), voice in random_voices.items():
-        synth = build_synthesizer(voice)
-        phone = torch.randn(1, frames, voice.feature_dim)
+    for (version, _, if_f0), synth in mini_synths.items():
+        phone = torch.randn(1, frames, synth.spec.feature_dim)
         pitch = torch.full((1, frames), 70, dtype=torch.long)
         pitchf = torch.full((1, frames), 150.0)
         args = (phone, torch.tensor([frames]), pitch, pitchf, torch.tensor([0]), skip, length, None)
@@ -156,7 +187,7 @@ def test_noise_draw_order(random_voices):
         synth.infer(*args, noise=True)
         after_call = torch.rand(4)
         torch.manual_seed(5)
-        torch.randn(1, 192, frames - (skip - 24))  # prior noise over the flow window
+        torch.randn(1, synth.spec.inter_channels, frames - (skip - 24))  # prior noise over the flow window
         if if_f0:
             torch.rand(1, 1)  # sine phase
             torch.randn(1, length * synth.upp, 1)  # excitation noise
@@ -223,16 +254,21 @@ def test_relative_attention_matches_direct_formula():
 
 
 def test_random_weights_deterministic_and_fp16_exact():
-    a = random_synthesizer_weights("v1", "32k", True, seed=4)
-    b = random_synthesizer_weights("v1", "32k", True, seed=4)
-    c = random_synthesizer_weights("v1", "32k", True, seed=5)
+    mini = miniature_config("v1", "32k")
+    a = random_synthesizer_weights("v1", "32k", True, seed=4, config=mini)
+    b = random_synthesizer_weights("v1", "32k", True, seed=4, config=mini)
+    c = random_synthesizer_weights("v1", "32k", True, seed=5, config=mini)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["dec.conv_pre.weight"], c["dec.conv_pre.weight"])
     for t in a.values():
         assert t.dtype == torch.float32 and torch.equal(t.half().float(), t)
-    # PyTorch default scale: U(+-1/sqrt(fan_in)), fan_in = 192*7 for conv_pre.
+    # PyTorch default scale: U(+-1/sqrt(fan_in)), fan_in = 16 latent channels x kernel 7 for conv_pre.
     w = a["dec.conv_pre.weight"]
-    bound = 1 / math.sqrt(192 * 7)
-    assert w.abs().max() <= bound * 1.001 and abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
-    assert abs(a["emb_g.weight"].std().item() - 1.0) < 0.1
-    assert a["emb_g.weight"].shape == (1, 256)
+    bound = 1 / math.sqrt(16 * 7)
+    assert w.abs().max() <= bound * 1.001 and abs(w.std().item() - bound / math.sqrt(3)) < 0.03 * bound
+    assert abs(a["enc_p.emb_pitch.weight"].std().item() - 1.0) < 0.05  # embeddings N(0, 1)
+    assert a["emb_g.weight"].shape == (1, 16)
+    # Weight-norm gains: ||v|| x U(0.9, 1.1) per output channel.
+    g, v = a["dec.ups.0.weight_g"], a["dec.ups.0.weight_v"]
+    ratio = g.flatten() / v.flatten(1).norm(dim=1)
+    assert ratio.min() > 0.89 and ratio.max() < 1.11

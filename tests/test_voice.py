@@ -16,7 +16,8 @@ import torch
 
 from rvc_lab.errors import ModelFileError
 from rvc_lab.files.voice import load_voice, voice_config, write_voice
-from rvc_lab.models.synthesizer import random_synthesizer_weights
+from rvc_lab.models.synth_spec import miniature_config
+from rvc_lab.models.synthesizer import build_synthesizer, random_synthesizer_weights
 
 PARITY_VOICES = ["rvcref_v2_40k_f0", "rvcref_v1_48k_f0", "rvcref_v2_32k_nof0"]
 
@@ -60,6 +61,30 @@ def small_voice(tmp_path_factory):
     return path, weights
 
 
+@pytest.fixture(scope="module")
+def mini_voice(tmp_path_factory):
+    """A valid miniature v1 32k f0 voice file (standard strides, few channels; 2 speakers)."""
+    config = miniature_config("v1", "32k", n_speakers=2)
+    weights = random_synthesizer_weights("v1", "32k", True, seed=22, n_speakers=2, config=config)
+    path = tmp_path_factory.mktemp("mini") / "mini_v1_32k.pth"
+    return write_voice(path, weights, config, "v1", "32k", True, info="mini")
+
+
+@pytest.fixture(scope="module")
+def v1_cpt(mini_voice):
+    return torch.load(mini_voice, weights_only=True)
+
+
+def _expect_error(path, *words):
+    with pytest.raises(ModelFileError) as info:
+        load_voice(path)
+    message = str(info.value)
+    assert str(path) in message
+    for w in words:
+        assert w.lower() in message.lower(), message
+    return message
+
+
 def test_write_voice_round_trip(small_voice):
     path, weights = small_voice
     voice = load_voice(path)
@@ -79,30 +104,20 @@ def test_write_voice_round_trip(small_voice):
 
 
 def test_write_voice_refuses_inconsistent_input(tmp_path):
-    weights = random_synthesizer_weights("v2", "40k", False, seed=1)
+    weights = random_synthesizer_weights("v2", "40k", False, seed=1, config=miniature_config("v2", "40k"))
     target = tmp_path / "bad.pth"
     with pytest.raises(ModelFileError, match="version"):
-        write_voice(target, weights, voice_config("v1", "40k"), "v1", "40k", False)
+        write_voice(target, weights, miniature_config("v1", "40k"), "v1", "40k", False)
     assert not target.exists() and not list(tmp_path.iterdir()), "nothing may be left behind"
 
 
-def _expect_error(path, *words):
-    with pytest.raises(ModelFileError) as info:
-        load_voice(path)
-    message = str(info.value)
-    assert str(path) in message
-    for w in words:
-        assert w.lower() in message.lower(), message
-    return message
-
-
-def test_missing_empty_and_truncated(tmp_path, small_voice):
+def test_missing_empty_and_truncated(tmp_path, mini_voice):
     _expect_error(tmp_path / "nope.pth", "not found")
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
     _expect_error(empty, "empty")
     _expect_error(tmp_path, "directory")
-    data = small_voice[0].read_bytes()
+    data = open(mini_voice, "rb").read()
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(data[: len(data) // 3])
     _expect_error(truncated, "truncated or corrupt")
@@ -135,11 +150,6 @@ def _save(tmp_path, name, obj):
     path = tmp_path / name
     torch.save(obj, path)
     return path
-
-
-@pytest.fixture(scope="module")
-def v1_cpt(small_voice):
-    return torch.load(small_voice[0], weights_only=True)
 
 
 def _variant(cpt, **changes):
@@ -177,7 +187,7 @@ def test_config_and_tags_that_contradict_the_weights(tmp_path, v1_cpt):
     # v2 tag on v1 (256-dim) weights.
     _expect_error(_save(tmp_path, "v2tag.pth", _variant(v1_cpt, version="v2")), "'v2'", "256", "does not match")
     # 40k config on 32k weights: 4 upsampling stages in the config, 5 in the weights.
-    cfg40 = voice_config("v1", "40k")
+    cfg40 = miniature_config("v1", "40k", n_speakers=2)
     _expect_error(_save(tmp_path, "cfg40.pth", _variant(v1_cpt, config=cfg40, sr="40k")), "5 upsampling layers",
                   "4 upsample rates")  # fmt: skip
     # sr tag against the config's rate.
@@ -187,8 +197,8 @@ def test_config_and_tags_that_contradict_the_weights(tmp_path, v1_cpt):
     # A config whose kernel sizes differ from the stored tensors.
     cfg = list(v1_cpt["config"])
     cfg[14] = [20, 16, 4, 4, 4]
-    _expect_error(_save(tmp_path, "kernels.pth", _variant(v1_cpt, config=cfg)), "dec.ups.0.weight_v", "[512, 256, 16]",
-                  "[512, 256, 20]")  # fmt: skip
+    _expect_error(_save(tmp_path, "kernels.pth", _variant(v1_cpt, config=cfg)), "dec.ups.0.weight_v", "[64, 32, 16]",
+                  "[64, 32, 20]")  # fmt: skip
     # Upsample rates that do not give sr/100 samples per frame.
     cfg = list(v1_cpt["config"])
     cfg[12] = [10, 4, 2, 2, 3]
@@ -207,10 +217,8 @@ def test_defaults_and_newer_weight_norm_names(tmp_path, v1_cpt):
         ): t
         for k, t in v1_cpt["weight"].items()
     }
-    renamed["enc_q.pre.weight"] = torch.zeros(192, 513, 1, dtype=torch.float16)  # training-only, ignored
+    renamed["enc_q.pre.weight"] = torch.zeros(16, 513, 1, dtype=torch.float16)  # training-only, ignored
     voice = load_voice(_save(tmp_path, "param.pth", _variant(v1_cpt, weight=renamed)))
-    from rvc_lab.models.synthesizer import build_synthesizer
-
     reference = build_synthesizer(load_voice(_save(tmp_path, "plain.pth", v1_cpt)))
     synth = build_synthesizer(voice)
     for k, t in reference.state_dict().items():

@@ -156,7 +156,6 @@ def convert_offline(
         raise InvalidAudioError(f"expected non-empty mono audio, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise InvalidAudioError("audio contains NaN or Inf samples")
-    min_len = 16000 * s.x_pad + 1
     if x.size < 800:  # reflect padding and HuBERT's 400-sample receptive field need some signal
         raise InvalidAudioError(f"audio is too short ({x.size} samples at 16 kHz; need at least 800 = 50 ms)")
     timer = timer or StageTimer(enabled=False)
@@ -247,7 +246,9 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
         from rvc_lab.retrieval import blend_features
 
         with timer.stage("retrieval"):
-            blended, _ = blend_features(feats[0], models.index, s.index_rate)
+            # upstream offline has no missing-neighbour check: a -1 id gets distance FLT_MAX, so its
+            # weight underflows to 0 and it drops out (realtime instead skips the block's blend)
+            blended, _ = blend_features(feats[0], models.index, s.index_rate, on_missing="ignore")
             feats = blended.unsqueeze(0)
     blended_log.append(feats[0].numpy().copy())
     feats = stages.upsample_to_pitch_frames(feats)

@@ -157,29 +157,31 @@ def random_rmvpe_weights(seed: int) -> Dict[str, torch.Tensor]:
     +-0.1, running var 0.5..1.5) so that they matter.  Such a network gives mid-range salience
     on any input: a deterministic stand-in for file-format and plumbing tests, not a pitch tracker.
     """
+    return {key: random_rmvpe_tensor(seed, key) for key in _parameter_shapes()}
+
+
+def random_rmvpe_tensor(seed: int, key: str) -> torch.Tensor:
+    """The tensor ``key`` of :func:`random_rmvpe_weights` (``seed``), computed on its own."""
     shapes = _parameter_shapes()
-    out: Dict[str, torch.Tensor] = {}
-    for key, shape in shapes.items():
-        if _is_batch_count(key):
-            out[key] = torch.zeros((), dtype=torch.long)
-            continue
-        digest = hashlib.sha256(f"rvc_lab-rmvpe|{seed}|{key}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
-        module, name = key.rsplit(".", 1)
-        is_norm = f"{module}.running_var" in shapes
-        if is_norm and name == "weight":
-            values = 1.0 + rng.uniform(-0.1, 0.1, shape)
-        elif is_norm and name in ("bias", "running_mean"):
-            values = rng.uniform(-0.1, 0.1, shape)
-        elif is_norm:  # running_var
-            values = rng.uniform(0.5, 1.5, shape)
-        elif ".gru." in key:
-            values = rng.uniform(-1.0, 1.0, shape) / np.sqrt(256)
-        else:
-            # conv / linear: the bias takes its bound from the weight it belongs to.  PyTorch's
-            # fan_in is size(1) * kernel area, for ConvTranspose2d weights too.
-            weight_shape = shapes[f"{module}.weight"]
-            fan_in = weight_shape[1] * int(np.prod(weight_shape[2:]))
-            values = rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan_in)
-        out[key] = torch.from_numpy(values.astype(np.float16).astype(np.float32))
-    return out
+    shape = shapes[key]
+    if _is_batch_count(key):
+        return torch.zeros((), dtype=torch.long)
+    digest = hashlib.sha256(f"rvc_lab-rmvpe|{seed}|{key}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    module, name = key.rsplit(".", 1)
+    is_norm = f"{module}.running_var" in shapes
+    if is_norm and name == "weight":
+        values = 1.0 + rng.uniform(-0.1, 0.1, shape)
+    elif is_norm and name in ("bias", "running_mean"):
+        values = rng.uniform(-0.1, 0.1, shape)
+    elif is_norm:  # running_var
+        values = rng.uniform(0.5, 1.5, shape)
+    elif ".gru." in key:
+        values = rng.uniform(-1.0, 1.0, shape) / np.sqrt(256)
+    else:
+        # conv / linear: the bias takes its bound from the weight it belongs to.  PyTorch's
+        # fan_in is size(1) * kernel area, for ConvTranspose2d weights too.
+        weight_shape = shapes[f"{module}.weight"]
+        fan_in = weight_shape[1] * int(np.prod(weight_shape[2:]))
+        values = rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan_in)
+    return torch.from_numpy(values.astype(np.float16).astype(np.float32))

@@ -18,6 +18,7 @@ from rvc_lab.metrics.align import align_signals, estimate_delay
 from rvc_lab.metrics.f0 import f0_metrics
 from rvc_lab.metrics.mcd import MCDConfig, mcd
 from rvc_lab.metrics.spectral import (
+    gain_db,
     log_spectral_distance,
     max_abs_error,
     rel_l2,
@@ -112,7 +113,8 @@ def compare_audio(
     dict
         ``sr``; ``len_actual``, ``len_expected``, ``n_compared`` (samples);
         ``delay_samples`` (positive: actual is late), ``delay_ms``;
-        ``max_abs``, ``rel_l2``, ``snr_db``, ``si_sdr_db``;
+        ``max_abs``, ``rel_l2``, ``snr_db``, ``si_sdr_db``, ``gain_db`` (level of actual over expected,
+        20 log10 of the RMS ratio);
         ``spectral_convergence``, ``log_spectral_distance_db`` (base-10 dB), ``mcd_db``;
         melody of ``actual`` against ``expected`` (reference): ``f0_voicing_recall``,
         ``f0_voicing_false_alarm``, ``f0_raw_pitch_accuracy``, ``f0_gross_pitch_error``,
@@ -139,7 +141,7 @@ def compare_audio(
     nan = float("nan")
     if n == 0:
         logger.warning("compare_audio: no overlap after a delay of %d samples", delay)
-        for key in ("max_abs", "rel_l2", "snr_db", "si_sdr_db", "spectral_convergence",
+        for key in ("max_abs", "rel_l2", "snr_db", "si_sdr_db", "gain_db", "spectral_convergence",
                     "log_spectral_distance_db", "mcd_db"):
             out[key] = nan
         for key in _F0_KEYS:
@@ -150,6 +152,7 @@ def compare_audio(
     out["rel_l2"] = rel_l2(a_al, e_al)
     out["snr_db"] = snr_db(a_al, e_al)
     out["si_sdr_db"] = si_sdr_db(a_al, e_al)
+    out["gain_db"] = gain_db(a_al, e_al)
     out["spectral_convergence"] = spectral_convergence(a_al, e_al, n_fft, hop)
     out["log_spectral_distance_db"] = log_spectral_distance(a_al, e_al, n_fft, hop)
     out["mcd_db"] = mcd(a_al, e_al, sr, mcd_config) if mcd_config is not None else nan

@@ -55,6 +55,12 @@ def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
     return num / den
 
 
+def gain_db(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Level of ``actual`` relative to ``expected`` in dB: ``10 log10(sum a^2 / sum e^2)`` over the overlap."""
+    a, e = _pair(actual, expected)
+    return _ratio_db(float(np.sum(a * a)), float(np.sum(e * e)))
+
+
 def snr_db(actual: np.ndarray, expected: np.ndarray) -> float:
     """Signal-to-noise ratio of ``actual`` against ``expected``, in dB.
 

@@ -87,6 +87,17 @@ def standard_config(version: str, sr_tag: str, n_speakers: int = 109) -> list:
     ]  # fmt: skip
 
 
+def miniature_config(version: str, sr_tag: str, n_speakers: int = 1) -> list:
+    """A tiny generator (~0.1 M parameters) with the standard decoder strides of ``version`` x
+    ``sr_tag``: same output rate and samples per frame, channels cut so tests run in milliseconds.
+    Not a model anyone trained; its outputs only exercise the code paths."""
+    rates, kernels, spec = _DECODERS[(version, sr_tag)]
+    return [
+        spec, 32, 16, 16, 32, 2, 2, 3, 0, "1", [3, 7], [[1, 3, 5], [1, 3, 5]],
+        list(rates), 64, list(kernels), int(n_speakers), 16, SR_TAGS[sr_tag],
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     """Everything needed to build one generator: named config items plus version and f0 flag.

@@ -17,7 +17,6 @@ order and shapes, so ``torch.manual_seed(s)`` before a call reproduces upstream'
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from typing import TYPE_CHECKING
 
@@ -38,8 +37,6 @@ from rvc_lab.models.vits_layers import ContentEncoder, PriorFlow
 
 if TYPE_CHECKING:
     from rvc_lab.files.voice import VoiceModel
-
-log = logging.getLogger(__name__)
 
 PRIOR_NOISE_SCALE = 0.66666  # upstream's sampling temperature of the prior
 FLOW_CONTEXT_FRAMES = 24  # frames before skip_head the flow still sees (upstream constant)
@@ -275,7 +272,7 @@ def _normal(rng: np.random.Generator, shape: tuple, std: float) -> np.ndarray:
 
 
 def random_synthesizer_weights(
-    version: str, sr_tag: str, if_f0: bool, seed: int, n_speakers: int = 1
+    version: str, sr_tag: str, if_f0: bool, seed: int, n_speakers: int = 1, *, config: list | None = None
 ) -> dict[str, torch.Tensor]:
     """Seeded random weights in the stored layout of an exported voice (``weight_g``/``weight_v``).
 
@@ -293,6 +290,9 @@ def random_synthesizer_weights(
     seed : int
     n_speakers : int
         Rows of ``emb_g.weight``.
+    config : list, optional
+        A non-standard 18-item config (e.g. a tiny generator for fast tests); default: upstream's
+        standard config for ``version`` x ``sr_tag``.  Its sampling rate must match ``sr_tag``.
 
     Returns
     -------
@@ -301,8 +301,11 @@ def random_synthesizer_weights(
     """
     if sr_tag not in SR_TAGS:
         raise ValueError(f"sr_tag must be one of {sorted(SR_TAGS)}, got {sr_tag!r}")
-    config = standard_config(version, sr_tag, n_speakers=n_speakers)
-    spec = spec_from_config(config, version, if_f0)
+    if config is None:
+        config = standard_config(version, sr_tag, n_speakers=n_speakers)
+    spec = spec_from_config(config, version, if_f0, n_speakers=n_speakers)
+    if spec.sampling_rate != SR_TAGS[sr_tag]:
+        raise ValueError(f"config sampling rate {spec.sampling_rate} does not match sr_tag {sr_tag!r}")
     layout = stored_layout(spec)
     label = f"{version}-{sr_tag}-{'f0' if if_f0 else 'nof0'}"
     values: dict[str, np.ndarray] = {}
