@@ -72,3 +72,11 @@ def demo_assets() -> Path:
     out = CACHE / "demo-assets-seed0"
     make(out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_paths(demo_assets: Path) -> dict:
+    """Paths of the demo assets by name (``hubert``, ``rmvpe``, ``demo_v2_40k_f0``, ``<voice>_index``, ``tone_16k``...)."""
+    from rvc_lab.files.synthetic import demo_assets as make
+
+    return make(demo_assets, seed=0)

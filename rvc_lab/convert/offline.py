@@ -226,6 +226,11 @@ def convert_offline(
         sr = s.resample_sr
     if rec is not None:
         rec["output_float"] = np.asarray(out, dtype=np.float32).copy()
+    if not np.any(x):
+        # upstream gets here too with rms_mix_rate < 1 (the input envelope is 0); a random or
+        # badly trained generator would otherwise hum on digital silence
+        log.info("input is digital silence: output is silence")
+        out = np.zeros_like(out)
     from rvc_lab.audio import float_to_int16_upstream
 
     result = float_to_int16_upstream(out)

@@ -144,7 +144,10 @@ def parse_voice(path: str, obj) -> VoiceModel:
         raise ModelFileError(path, problem)
 
     if not isinstance(obj, dict):
-        fail(f"not an RVC voice model: the file holds a {type(obj).__name__}, expected a dict with 'weight' and 'config'")
+        fail(
+            f"not an RVC voice model: the file holds a {type(obj).__name__}, "
+            "expected a dict with 'weight' and 'config'"
+        )
     _reject_training_checkpoint(path, obj)
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         fail(
@@ -165,7 +168,7 @@ def parse_voice(path: str, obj) -> VoiceModel:
             fail(f"weight {k} has dtype {t.dtype}, expected a floating-point tensor")
 
     version = obj.get("version", "v1")
-    if version not in FEATURE_DIM:
+    if not isinstance(version, str) or version not in FEATURE_DIM:
         fail(f"unknown 'version' {version!r} (expected 'v1' or 'v2')")
     f0_flag = obj.get("f0", 1)
     if f0_flag not in (0, 1) or isinstance(f0_flag, float):
@@ -233,7 +236,9 @@ def write_voice(
     path = os.fspath(path)
     cpt = OrderedDict()
     cpt["weight"] = {
-        k: t.detach().to("cpu", torch.float16).contiguous().clone() for k, t in weights.items() if not k.startswith("enc_q.")
+        k: t.detach().to("cpu", torch.float16).contiguous().clone()
+        for k, t in weights.items()
+        if not k.startswith("enc_q.")
     }
     cpt["config"] = list(config)
     cpt["info"] = str(info)
@@ -318,16 +323,21 @@ def _check_config(path: str, config) -> list:
     if (
         not isinstance(dil, (list, tuple))
         or len(dil) != len(c["resblock_kernel_sizes"])
-        or not all(isinstance(d, (list, tuple)) and len(d) == need and all(_is_int(x) and x > 0 for x in d) for d in dil)
+        or not all(
+            isinstance(d, (list, tuple)) and len(d) == need and all(_is_int(x) and x > 0 for x in d) for d in dil
+        )
     ):
         fail(
             f"{item('resblock_dilation_sizes')} must be {len(c['resblock_kernel_sizes'])} lists of {need} positive "
             f"integers (one per resblock kernel size), got {dil!r}"
         )
     if len(c["upsample_rates"]) != len(c["upsample_kernel_sizes"]):
-        fail(f"has {len(c['upsample_rates'])} upsample_rates but {len(c['upsample_kernel_sizes'])} upsample_kernel_sizes")
+        fail(
+            f"has {len(c['upsample_rates'])} upsample_rates but "
+            f"{len(c['upsample_kernel_sizes'])} upsample_kernel_sizes"
+        )
     sr = c["sampling_rate"]
-    if not ((_is_int(sr) and sr > 0) or sr in SR_TAGS):
+    if not ((_is_int(sr) and sr > 0) or (isinstance(sr, str) and sr in SR_TAGS)):
         fail(f"{item('sampling_rate')} must be a sample rate in Hz, got {sr!r}")
     if c["hidden_channels"] % c["n_heads"]:
         fail(f"hidden_channels {c['hidden_channels']} is not divisible by n_heads {c['n_heads']}")
@@ -423,16 +433,17 @@ def _check_layout(path: str, stored: dict, config: list, version: str, if_f0: bo
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+            more = " ..." if len(missing) > 4 else ""
+            parts.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:4])}{more}")
         if unexpected:
-            parts.append(
-                f"{len(unexpected)} unexpected: {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}"
-            )
+            more = " ..." if len(unexpected) > 4 else ""
+            parts.append(f"{len(unexpected)} unexpected: {', '.join(unexpected[:4])}{more}")
         raise ModelFileError(path, f"weights do not match the config ({'; '.join(parts)})")
     wrong = [(k, stored[k], layout[k].shape) for k in layout if stored[k] != layout[k].shape]
     if wrong:
         k, got, want = wrong[0]
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise ModelFileError(
-            path, f"weight {k} has shape {list(got)} but the config implies {list(want)}{more}: config and weights differ"
+            path,
+            f"weight {k} has shape {list(got)} but the config implies {list(want)}{more}: config and weights differ",
         )

@@ -1,0 +1,329 @@
+"""Matplotlib figures shared by the notebooks and the HTML report.
+
+Every function takes plain results (DataFrames from :mod:`rvc_lab.f0bench`,
+:mod:`rvc_lab.parity`, :mod:`rvc_lab.instrument`) and returns a new :class:`matplotlib.figure.Figure`
+built with the object API (no pyplot state, so figures can be made from threads and in headless
+runs); :func:`figure_to_png` turns one into PNG bytes for embedding.  Times are in milliseconds,
+F0 in Hz, durations in seconds.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+#: Colours of the chain's stages (also the stacking order of the latency plots).
+STAGE_COLOURS = {
+    "noise_reduce": "#8c564b",
+    "input_resample": "#7f7f7f",
+    "content_features": "#1f77b4",
+    "retrieval": "#17becf",
+    "f0": "#2ca02c",
+    "generator": "#d62728",
+    "output_resample": "#bcbd22",
+    "rms_mix": "#9467bd",
+    "sola_crossfade": "#ff7f0e",
+}
+
+
+def _figure(width: float = 8.0, height: float = 4.0, nrows: int = 1, ncols: int = 1, **kw):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def figure_to_png(fig, dpi: int = 110) -> bytes:
+    """PNG bytes of a figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_to_data_uri(fig, dpi: int = 110) -> str:
+    """``data:image/png;base64,...`` of a figure, for self-contained HTML."""
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig, dpi)).decode("ascii")
+
+
+# ----------------------------------------------------------------------------- F0 accuracy
+def plot_f0_accuracy(results, metric: str = "raw_pitch_accuracy", title: str | None = None):
+    """Heat map of one F0 metric, methods x test signals (from :func:`rvc_lab.f0bench.run_f0_bench`).
+
+    Cells that did not run (skipped/error) are grey and marked with a dash.
+    """
+    ok = results[results["status"] == "ok"]
+    methods = list(dict.fromkeys(results["method"]))
+    signals = list(dict.fromkeys(results["signal"]))
+    table = ok.pivot_table(index="method", columns="signal", values=metric, aggfunc="mean")
+    table = table.reindex(index=methods, columns=signals)
+    values = table.to_numpy(dtype=float)
+    fig, axes = _figure(max(6.0, 0.55 * len(signals) + 2.5), 0.45 * len(methods) + 2.2)
+    ax = axes[0, 0]
+    higher_better = metric in ("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy", "voicing_recall",
+                               "f0_corr")
+    cmap = "viridis" if higher_better else "viridis_r"
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (0.0, 1.0) if higher_better and metric != "f0_corr" else (
+        (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+    masked = np.ma.masked_invalid(values)
+    import matplotlib
+
+    cm = matplotlib.colormaps[cmap].copy()
+    cm.set_bad("#dddddd")
+    im = ax.imshow(masked, cmap=cm, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            ax.text(j, i, "–" if not np.isfinite(v) else (f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"),
+                    ha="center", va="center", fontsize=7,
+                    color="black" if not np.isfinite(v) or (v - vmin) / max(vmax - vmin, 1e-12) > 0.5
+                    else "white")
+    ax.set_xticks(range(len(signals)), signals, rotation=50, ha="right", fontsize=8)
+    ax.set_yticks(range(len(methods)), methods, fontsize=9)
+    ax.set_title(title or f"{metric.replace('_', ' ')} per method and test signal")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_f0_tracks(times: np.ndarray, truth_hz: np.ndarray, estimates: dict, title: str = ""):
+    """Estimated vs true F0 over time (unvoiced frames, F0 = 0, are not drawn).
+
+    Parameters
+    ----------
+    times : np.ndarray
+        Frame instants (s), shape (T,).
+    truth_hz : np.ndarray
+        True F0 (Hz, 0 = unvoiced), shape (T,).
+    estimates : dict[str, np.ndarray]
+        Method -> estimated F0 (Hz), each of shape (T,).
+    """
+    fig, axes = _figure(8.0, 3.6)
+    ax = axes[0, 0]
+    t = np.asarray(times, dtype=float)
+    truth = np.where(np.asarray(truth_hz) > 0, truth_hz, np.nan)
+    ax.plot(t, truth, color="black", lw=3, alpha=0.35, label="truth")
+    for name, f0 in estimates.items():
+        f0 = np.asarray(f0, dtype=float)
+        n = min(len(f0), len(t))
+        ax.plot(t[:n], np.where(f0[:n] > 0, f0[:n], np.nan), lw=1.2, label=name)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("F0 (Hz)")
+    finite = truth[np.isfinite(truth)]
+    if finite.size and finite.max() / max(finite.min(), 1) > 3:
+        ax.set_yscale("log")
+    ax.set_title(title or "estimated vs true F0")
+    ax.legend(fontsize=8, ncol=4, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_f0_speed(summary):
+    """Bar chart of milliseconds per second of audio per method (:func:`rvc_lab.f0bench.bench_summary`)."""
+    fig, axes = _figure(6.0, 3.0)
+    ax = axes[0, 0]
+    s = summary.dropna(subset=["ms_per_s"])
+    ax.barh(list(s.index), s["ms_per_s"], color="#1f77b4")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms of computation per second of audio (log)")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title("F0 method cost on this machine")
+    return fig
+
+
+# ----------------------------------------------------------------------------- parity
+PARITY_PANELS = (
+    ("features_rel_l2", "content features: rel. L2", False),
+    ("f0_cents_mae", "F0 input: mean |error| (cents)", False),
+    ("generator_spectral_convergence", "generator: spectral convergence", False),
+    ("output_mcd_db", "output: MCD (dB)", False),
+    ("output_snr_db", "output: SNR (dB)", True),
+    ("output_f0_corr", "output: F0 correlation", True),
+)
+
+
+def plot_parity_sweep(sweep, x: str = "extra_time", panels=PARITY_PANELS):
+    """Streaming-vs-offline divergence against ``x`` (one line per other setting).
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        :func:`rvc_lab.parity.parity_sweep` output.
+    x : {"extra_time", "block_time"}
+    """
+    other = "block_time" if x == "extra_time" else "extra_time"
+    panels = [p for p in panels if p[0] in sweep]
+    ncols = 3
+    nrows = max(1, int(np.ceil(len(panels) / ncols)))
+    fig, axes = _figure(10.0, 2.8 * nrows, nrows, ncols)
+    for ax, (col, label, higher_better) in zip(axes.flat, panels):
+        for val, grp in sweep.groupby(other, sort=True):
+            g = grp.sort_values(x)
+            ax.plot(g[x], g[col], marker="o", label=f"{other.replace('_', ' ')} {val:g} s")
+        ax.set_title(label + (" ↑" if higher_better else " ↓"), fontsize=9)
+        ax.set_xlabel(f"{x.replace('_', ' ')} (s)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("streaming vs offline: divergence per stage (arrows: better direction)", fontsize=10)
+    return fig
+
+
+def plot_parity_blocks(result):
+    """Per-block divergence of one :class:`rvc_lab.parity.ParityResult` (features, F0, generator)."""
+    b = result.blocks
+    fig, axes = _figure(9.0, 5.2, 3, 1, sharex=True)
+    items = (("feat_rel_l2", "features rel. L2", "#1f77b4"), ("f0_cents_mae", "F0 |error| (cents)", "#2ca02c"),
+             ("gen_rel_l2", "generator rel. L2", "#d62728"))
+    for ax, (col, label, colour) in zip(axes[:, 0], items):
+        ax.bar(b["t_end_s"], b[col], width=0.8 * result.settings.block_time, color=colour, align="edge")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xlabel("input time at the end of the block (s)")
+    s = result.settings
+    fig.suptitle(f"per block: block {s.block_time:g} s, extra {s.extra_time:g} s, {s.f0_method}", fontsize=10)
+    return fig
+
+
+def plot_parity_waveforms(result, seconds: float | None = None):
+    """Input, offline output and delay-aligned streamed output (stream rate), plus their difference."""
+    from rvc_lab.metrics.align import align_signals
+
+    sr = result.sr
+    a, e = align_signals(result.stream_audio, result.offline_audio, result.delay_samples)
+    n = a.shape[0] if seconds is None else min(a.shape[0], int(seconds * sr))
+    t = np.arange(n) / sr
+    x = result.input_audio[:n]
+    fig, axes = _figure(9.0, 5.0, 3, 1, sharex=True)
+    axes[0, 0].plot(np.arange(x.shape[0]) / sr, x, lw=0.5, color="#555555")
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    axes[1, 0].plot(t, e[:n], lw=0.5, label="offline", color="#1f77b4")
+    axes[1, 0].plot(t, a[:n], lw=0.5, label="streamed (aligned)", color="#d62728", alpha=0.7)
+    axes[1, 0].legend(fontsize=7, loc="upper right")
+    axes[1, 0].set_ylabel("outputs", fontsize=8)
+    axes[2, 0].plot(t, a[:n] - e[:n], lw=0.5, color="#444444")
+    axes[2, 0].set_ylabel("difference", fontsize=8)
+    axes[2, 0].set_xlabel("time (s)")
+    for ax in axes[:, 0]:
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"outputs at {sr} Hz, stream delay {1000 * result.delay_samples / sr:.1f} ms removed "
+                 "(DC and < 20 Hz removed)", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- latency
+def _stage_columns(trace):
+    from rvc_lab.instrument import STAGES
+
+    return [s for s in STAGES if s in trace and float(np.asarray(trace[s]).sum()) > 0]
+
+
+def _block_ms(trace, block_ms):
+    if block_ms is not None:
+        return float(block_ms)
+    return float(np.asarray(trace["block_ms"])[0]) if "block_ms" in trace else None
+
+
+def plot_stage_breakdown(traces: dict, block_ms: float | None = None, statistic: str = "median"):
+    """Stacked per-stage bars (ms per block), one bar per trace, with the block-time budget line.
+
+    Parameters
+    ----------
+    traces : dict[str, pandas.DataFrame]
+        Label -> :meth:`rvc_lab.instrument.StageTimer.to_frame` trace (or a single trace).
+    block_ms : float, optional
+        Budget line; read from the first trace's ``block_ms`` when omitted.  Each trace's own
+        budget is drawn as a tick on its bar when they differ.
+    statistic : {"median", "mean", "p95"}
+        Per-stage statistic over blocks.
+    """
+    import pandas as pd
+
+    if isinstance(traces, pd.DataFrame):
+        traces = {"trace": traces}
+    labels = list(traces)
+    fig, axes = _figure(max(5.0, 1.3 * len(labels) + 3.5), 4.2)
+    ax = axes[0, 0]
+    stages = []
+    for tr in traces.values():
+        stages += [s for s in _stage_columns(tr) if s not in stages]
+    from rvc_lab.instrument import STAGES
+
+    stages = [s for s in STAGES if s in stages]
+    bottoms = np.zeros(len(labels))
+    for s in stages:
+        vals = []
+        for tr in traces.values():
+            col = np.asarray(tr[s], dtype=float) if s in tr else np.zeros(1)
+            vals.append(float({"median": np.median, "mean": np.mean}.get(statistic, lambda v: np.percentile(v, 95))(col)))
+        ax.bar(labels, vals, bottom=bottoms, color=STAGE_COLOURS.get(s, None), label=s)
+        bottoms += np.array(vals)
+    budgets = [_block_ms(tr, None) for tr in traces.values()]
+    if block_ms is None:
+        block_ms = budgets[0]
+    if block_ms is not None and len(set(budgets)) <= 1:
+        ax.axhline(block_ms, color="black", ls="--", lw=1.2, label=f"block time {block_ms:.0f} ms")
+    else:
+        for i, b in enumerate(budgets):
+            if b is not None:
+                ax.hlines(b, i - 0.45, i + 0.45, color="black", ls="--", lw=1.2,
+                          label="block time (per bar)" if i == 0 else None)
+    ax.set_ylabel(f"{statistic} ms per block")
+    ax.set_title("where a block's time goes (stacked by stage)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3, axis="y")
+    if len(labels) > 3:
+        ax.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def plot_block_timeline(trace, block_ms: float | None = None):
+    """Per-block stacked stage times with the block-time budget; overrunning blocks marked."""
+    block_ms = _block_ms(trace, block_ms)
+    stages = _stage_columns(trace)
+    fig, axes = _figure(9.0, 3.8)
+    ax = axes[0, 0]
+    idx = np.asarray(trace["block"]) if "block" in trace else np.arange(len(trace))
+    bottom = np.zeros(len(trace))
+    for s in stages:
+        v = np.asarray(trace[s], dtype=float)
+        ax.bar(idx, v, bottom=bottom, color=STAGE_COLOURS.get(s), width=0.85, label=s)
+        bottom += v
+    total = np.asarray(trace["total"], dtype=float)
+    ax.plot(idx, total, color="black", lw=0.8, marker=".", ms=3, label="total (wall)")
+    if block_ms is not None:
+        ax.axhline(block_ms, color="black", ls="--", lw=1.2, label=f"block time {block_ms:.0f} ms")
+        over = total > block_ms
+        if over.any():
+            ax.scatter(idx[over], total[over], color="red", zorder=5, s=18, label=f"overrun ({int(over.sum())})")
+    ax.set_xlabel("block")
+    ax.set_ylabel("ms")
+    ax.set_title("per-block timeline")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_load_histogram(trace, block_ms: float | None = None):
+    """Histogram of the load (compute time / block time) per block; > 1 means an overrun."""
+    block_ms = _block_ms(trace, block_ms)
+    total = np.asarray(trace["total"], dtype=float)
+    load = total / block_ms if block_ms else total
+    fig, axes = _figure(6.0, 3.2)
+    ax = axes[0, 0]
+    bins = min(30, max(5, len(load) // 2))
+    ax.hist(load, bins=bins, color="#1f77b4", alpha=0.85)
+    if block_ms:
+        ax.axvline(1.0, color="black", ls="--", lw=1.2, label="real-time limit (load 1)")
+        ax.axvline(float(np.percentile(load, 95)), color="#d62728", lw=1.0, label="p95")
+        ax.set_xlabel("load = compute time / block time")
+        ax.legend(fontsize=7)
+    else:
+        ax.set_xlabel("ms per block")
+    ax.set_ylabel("blocks")
+    ax.set_title("load per block")
+    ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,687 @@
+"""``rvc-lab report``: one self-contained HTML page that says what the chain does on this machine.
+
+With no arguments it runs the embedded default: the seeded demo assets (random weights in the real
+file formats), the F0 tone suite, a speech input available offline (:mod:`rvc_lab.speech`), a
+streaming-vs-offline sweep (:mod:`rvc_lab.parity`) and a latency profile of the realtime chain,
+and writes ``index.html`` (figures embedded as base64 PNG, audio as base64 WAV, no external
+resource) plus the tables as CSV next to it.  With ``--model/--hubert`` (and optionally
+``--index``, ``--rmvpe``, ``--input``) it does the same with the user's files.
+
+The building blocks (:class:`VoiceFiles`, :func:`profile_stream`, :func:`environment_info`) are
+shared with the notebook widgets.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rvc_lab.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+DEMO_SEED = 0
+DEMO_VOICE = "demo_v2_40k_f0"
+
+
+# ----------------------------------------------------------------------------- assets
+def default_cache_dir() -> Path:
+    """``$RVC_LAB_CACHE``, else ``<repo>/.cache`` in a checkout, else ``~/.cache/rvc_lab``."""
+    if os.environ.get("RVC_LAB_CACHE"):
+        return Path(os.environ["RVC_LAB_CACHE"])
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
+        return repo / ".cache"
+    return Path.home() / ".cache" / "rvc_lab"
+
+
+@dataclass
+class VoiceFiles:
+    """The files one conversion needs.
+
+    Attributes
+    ----------
+    name : str
+        Label shown in reports and widgets.
+    model, hubert : str
+        Voice ``.pth`` and content encoder (fairseq ``hubert_base.pt`` or HF directory).
+    index, rmvpe : str or None
+    synthetic : bool
+        Random weights (demo assets): timings and parity are real, the sound is not.
+    """
+
+    name: str
+    model: str
+    hubert: str
+    index: str | None = None
+    rmvpe: str | None = None
+    synthetic: bool = False
+
+    def load(self):
+        """:class:`rvc_lab.convert.models.ConverterModels` for these files."""
+        from rvc_lab.convert.models import ConverterModels
+
+        return ConverterModels.load(self.model, hubert=self.hubert, index=self.index, rmvpe=self.rmvpe)
+
+
+def demo_voice_files(voice: str = DEMO_VOICE, seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None,
+                     with_index: bool = True) -> VoiceFiles:
+    """Demo assets (written once into ``<cache>/demo-assets-seed<seed>``) as :class:`VoiceFiles`."""
+    from rvc_lab.files.synthetic import demo_assets
+
+    root = Path(cache_dir or default_cache_dir()) / f"demo-assets-seed{seed}"
+    paths = demo_assets(root, seed=seed)
+    if voice not in paths:
+        names = [k for k in paths if k.startswith("demo_") and not k.endswith("_index")]
+        raise SettingsError(f"unknown demo voice {voice!r}; choose one of {', '.join(names)}")
+    return VoiceFiles(name=f"{voice} (random weights, seed {seed})", model=str(paths[voice]),
+                      hubert=str(paths["hubert"]), index=str(paths[f"{voice}_index"]) if with_index else None,
+                      rmvpe=str(paths["rmvpe"]), synthetic=True)
+
+
+def demo_voice_names(seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the demo voices (``demo_v2_40k_f0``, ...)."""
+    from rvc_lab.files.synthetic import DEMO_VOICES
+
+    return [v.name for v in DEMO_VOICES]
+
+
+def looks_synthetic(models) -> bool:
+    """True when the voice says it has random weights (rvc_lab's demo voices write that in ``info``)."""
+    return "random weights" in str(getattr(models.voice, "info", "")).lower()
+
+
+# ----------------------------------------------------------------------------- latency
+@dataclass
+class LatencyProfile:
+    """Stage timing of one streaming run.
+
+    Attributes
+    ----------
+    label : str
+    settings : StreamSettings
+    sr : int
+        Stream rate (Hz).
+    trace : pandas.DataFrame
+        One row per block, stage columns in ms (:meth:`rvc_lab.instrument.StageTimer.to_frame`).
+    load : dict
+        :func:`rvc_lab.instrument.load_summary` (load p50/p95/p99, overruns, blocks).
+    stages : pandas.DataFrame
+        :func:`rvc_lab.instrument.stage_summary` (median and p95 ms per stage).
+    algorithmic_latency_ms : float
+        block + crossfade + SOLA search: what the chain adds before device buffers.
+    threads : int
+        torch intra-op threads during the run.
+    wall_s : float
+        Wall time of the whole run (s).
+    """
+
+    label: str
+    settings: object
+    sr: int
+    trace: pd.DataFrame
+    load: dict
+    stages: pd.DataFrame
+    algorithmic_latency_ms: float
+    threads: int
+    wall_s: float
+
+    def row(self) -> dict:
+        """One flat row for a comparison table."""
+        s = self.settings
+        return {"config": self.label, "block_ms": s.block_time * 1000, "extra_s": s.extra_time,
+                "crossfade_ms": s.crossfade_time * 1000, "f0": s.f0_method, "threads": self.threads,
+                "blocks": self.load["blocks"], "median_ms": float(np.median(self.trace["total"])),
+                "load_p50": self.load["load_p50"], "load_p95": self.load["load_p95"],
+                "overruns": self.load["overruns"], "algorithmic_latency_ms": self.algorithmic_latency_ms}
+
+
+def profile_stream(models, audio: np.ndarray, sr: int, settings, *, threads: int | None = None,
+                   label: str | None = None, warmup_blocks: int = 1) -> LatencyProfile:
+    """Stream ``audio`` with stage timing on and summarise the trace.
+
+    Parameters
+    ----------
+    models : ConverterModels
+    audio : np.ndarray
+        float32 [N] at ``sr`` (the simulated device rate).
+    settings : StreamSettings
+    threads : int, optional
+        ``torch.set_num_threads`` for the run (restored afterwards).
+    warmup_blocks : int
+        Leading blocks left out of the summaries (first calls allocate and load lazily).
+    """
+    import torch
+
+    from rvc_lab.convert.streaming import stream_file
+    from rvc_lab.instrument import StageTimer, load_summary, stage_summary
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        timer = StageTimer(enabled=True)
+        t0 = time.perf_counter()
+        _, out_sr, conv = stream_file(models, audio, sr, settings, timer=timer)
+        wall = time.perf_counter() - t0
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    trace = timer.to_frame()
+    if len(trace) > warmup_blocks + 2:
+        trace = trace.iloc[warmup_blocks:].reset_index(drop=True)
+    s = settings
+    return LatencyProfile(
+        label=label or f"block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, {s.f0_method}",
+        settings=s, sr=out_sr, trace=trace, load=load_summary(trace), stages=stage_summary(trace),
+        algorithmic_latency_ms=conv.geometry.algorithmic_latency_s * 1000, threads=used, wall_s=wall)
+
+
+# ----------------------------------------------------------------------------- environment
+def environment_info() -> dict:
+    """Versions, threads and CPU: what the timings in a report depend on."""
+    import importlib.metadata as md
+
+    import torch
+
+    import rvc_lab
+
+    def version(pkg: str) -> str:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    info = {
+        "rvc_lab": rvc_lab.__version__,
+        "git_commit": _git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "load_average_1_5_15": " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "",
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cuda": torch.cuda.is_available(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
+    }
+    for pkg in ("torch", "torchaudio", "numpy", "scipy", "librosa", "soundfile", "faiss-cpu", "praat-parselmouth",
+                "pyworld", "torchcrepe", "torchfcpe", "pandas", "matplotlib", "mir_eval", "fairseq-fixed"):
+        info[pkg] = version(pkg)
+    return info
+
+
+def _git_commit() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        return ""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "") if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# ----------------------------------------------------------------------------- plan
+@dataclass
+class ReportPlan:
+    """Sizes of a report run (the default targets a few minutes on 2 cores, ``quick`` well under one).
+
+    Attributes
+    ----------
+    input_seconds : float
+        Speech cut to this length for conversions.
+    stream_sr : int
+        Simulated device rate (Hz) for streaming.
+    bench_methods : tuple of str
+        F0 methods of the tone-suite table (crepe full costs ~7 s per second of audio on 2 cores).
+    bench_signals : tuple of str or None
+        Tone-suite subset (None: all 15).
+    bench_seconds : float
+        Length of each test tone (s).
+    parity_extra_times, parity_block_times : tuple of float
+        Streaming-vs-offline sweep grid (s).  Block times of whole 20 ms keep the HuBERT grids
+        of both chains aligned (see :mod:`rvc_lab.parity`).
+    parity_f0 : str
+        F0 method of the parity runs.
+    latency_configs : tuple of dict
+        StreamSettings overrides, one latency profile each.
+    latency_seconds : float
+        Input length for latency runs (s).
+    """
+
+    quick: bool = False
+    input_seconds: float = 4.0
+    stream_sr: int = 48000
+    bench_methods: tuple = ("pm", "harvest", "dio", "crepe-tiny", "rmvpe", "fcpe")
+    bench_signals: tuple | None = None
+    bench_seconds: float = 1.0
+    parity_extra_times: tuple = (0.1, 0.5, 1.0, 2.5)
+    parity_block_times: tuple = (0.2, 0.4)
+    parity_f0: str = "fcpe"
+    latency_configs: tuple = (
+        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "rmvpe"},
+        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "fcpe"},
+        {"block_time": 0.25, "extra_time": 1.0, "f0_method": "fcpe"},
+        {"block_time": 0.1, "extra_time": 0.5, "f0_method": "fcpe"},
+    )
+    latency_seconds: float = 3.0
+
+    @classmethod
+    def for_run(cls, quick: bool) -> "ReportPlan":
+        if not quick:
+            return cls()
+        return cls(quick=True, input_seconds=1.2, stream_sr=16000, bench_methods=("pm", "dio", "fcpe"),
+                   bench_signals=("sine_440", "complex_220", "glide_120_480", "gaps_200"), bench_seconds=0.5,
+                   parity_extra_times=(0.1, 0.5), parity_block_times=(0.2,), parity_f0="pm",
+                   latency_configs=({"block_time": 0.2, "extra_time": 0.3, "f0_method": "fcpe"},),
+                   latency_seconds=1.0)
+
+
+# ----------------------------------------------------------------------------- running
+@dataclass
+class ReportData:
+    """Everything a report shows (also what the notebooks can reuse)."""
+
+    voice: VoiceFiles
+    synthetic: bool
+    plan: ReportPlan
+    speech_description: str
+    environment: dict
+    voice_summary: dict = field(default_factory=dict)
+    f0_bench: pd.DataFrame | None = None
+    f0_summary: pd.DataFrame | None = None
+    f0_tracks: dict = field(default_factory=dict)
+    parity_sweep: pd.DataFrame | None = None
+    parity_detail: object = None
+    latency: list = field(default_factory=list)
+    audio_clips: dict = field(default_factory=dict)
+    timings_s: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) -> ReportData:
+    """Run every measurement of the report."""
+    import torch
+
+    from rvc_lab.parity import parity_stream_settings, parity_sweep
+
+    timings: dict[str, float] = {}
+    env = environment_info()
+
+    t = time.perf_counter()
+    models = voice.load()
+    synthetic = voice.synthetic or looks_synthetic(models)
+    timings["load models"] = time.perf_counter() - t
+    audio, sr, description = _report_input(input_path, plan)
+    data = ReportData(voice=voice, synthetic=synthetic, plan=plan, speech_description=description, environment=env,
+                      voice_summary={k: v for k, v in models.voice.summary().items() if k != "config"},
+                      timings_s=timings)
+    if not models.voice.if_f0:
+        data.notes.append("This voice has no F0 input: the F0 stage of the chain is not run.")
+
+    t = time.perf_counter()
+    data.f0_bench, data.f0_summary, data.f0_tracks = _f0_section(plan, voice.rmvpe, synthetic)
+    timings["F0 tone suite"] = time.perf_counter() - t
+
+    # streaming vs offline
+    t = time.perf_counter()
+    f0_method = plan.parity_f0 if models.voice.if_f0 else "pm"
+    if f0_method == "rmvpe" and not voice.rmvpe:
+        f0_method = "fcpe"
+    base = parity_stream_settings(f0_method=f0_method, block_time=plan.parity_block_times[0])
+    sweep = parity_sweep(models, audio, sr, base, extra_times=plan.parity_extra_times,
+                         block_times=plan.parity_block_times, keep_results=True)
+    results = sweep.attrs.pop("results")
+    data.parity_sweep = sweep
+    # the detail shown is the setting closest to upstream's default (largest extra time, first block)
+    data.parity_detail = max((r for r in results if r.settings.block_time == plan.parity_block_times[0]),
+                             key=lambda r: r.settings.extra_time)
+    timings["streaming vs offline"] = time.perf_counter() - t
+
+    # latency
+    t = time.perf_counter()
+    from rvc_lab.convert.streaming import StreamSettings
+
+    lat_audio = audio[: int(plan.latency_seconds * sr)]
+    for cfg in plan.latency_configs:
+        cfg = dict(cfg)
+        if cfg.get("f0_method") == "rmvpe" and not voice.rmvpe:
+            continue
+        if not models.voice.if_f0 and cfg.get("f0_method") != plan.latency_configs[0].get("f0_method"):
+            continue  # F0 is not run: configs differing only in F0 method are duplicates
+        s = StreamSettings(**cfg)
+        data.latency.append(profile_stream(models, lat_audio, sr, s))
+    timings["latency profile"] = time.perf_counter() - t
+
+    d = data.parity_detail
+    data.audio_clips = {
+        "input": (d.input_audio, d.sr),
+        "offline output": (d.offline_audio, d.sr),
+        "streamed output (aligned)": (_aligned_stream(d), d.sr),
+    }
+    data.environment["torch_threads_during_run"] = torch.get_num_threads()
+    return data
+
+
+def _aligned_stream(result) -> np.ndarray:
+    from rvc_lab.metrics.align import align_signals
+
+    a, _ = align_signals(result.stream_audio, result.offline_audio, result.delay_samples)
+    return a[: result.offline_audio.shape[0]]
+
+
+def _report_input(input_path: str | None, plan: ReportPlan) -> tuple[np.ndarray, int, str]:
+    """Input at the stream rate: the user's file, else offline speech (see :mod:`rvc_lab.speech`)."""
+    from rvc_lab.audio import load_audio, resample_offline
+
+    if input_path:
+        audio, sr = load_audio(input_path)
+        description = f"{Path(input_path).name} ({audio.shape[0] / sr:.1f} s at {sr} Hz)"
+        if audio.shape[0] > plan.input_seconds * sr * 3:
+            audio = audio[: int(plan.input_seconds * 3 * sr)]
+            description += f", first {plan.input_seconds * 3:g} s"
+        if sr % 100 or sr != plan.stream_sr:
+            audio = np.asarray(resample_offline(audio, sr, plan.stream_sr), dtype=np.float32)
+            sr = plan.stream_sr
+        return audio, sr, description
+    from rvc_lab.speech import speech_input
+
+    sp = speech_input(max_seconds=plan.input_seconds, sr=plan.stream_sr, cache_dir=default_cache_dir() / "speech")
+    return sp.audio, sp.sr, f"{sp.description} [{sp.source}]"
+
+
+def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
+    from rvc_lab.f0bench import BENCH_SAMPLE_RATE, bench_summary, run_f0_bench
+    from rvc_lab.testsignals import tone_suite
+
+    suite = tone_suite(BENCH_SAMPLE_RATE, plan.bench_seconds, names=plan.bench_signals)
+    methods = [m for m in plan.bench_methods if m != "rmvpe" or rmvpe_path]
+    results = run_f0_bench(methods=methods, rmvpe_path=rmvpe_path, suite=suite)
+    if synthetic and rmvpe_path and "rmvpe" in methods:
+        # the demo rmvpe.pt has random weights: its row measures cost, not accuracy
+        results.loc[results["method"] == "rmvpe", "method"] = "rmvpe (random weights)"
+    summary = bench_summary(results)
+    tracks = {}
+    shown = [c for c in suite if c.name in ("glide_120_480", "vibrato_300", "gaps_200")][:2] or suite[:1]
+    from rvc_lab.f0 import F0Estimator
+
+    for case in shown:
+        est = {}
+        for m in methods:
+            if m == "rmvpe" and synthetic:
+                continue
+            try:
+                est[m] = F0Estimator(m, rmvpe_path=rmvpe_path).track(case.audio)
+            except Exception as exc:  # one method failing must not lose the figure
+                log.warning("F0 track %s on %s failed: %s", m, case.name, exc)
+        tracks[case.name] = (case.times, case.f0_hz, est)
+    return results, summary, tracks
+
+
+# ----------------------------------------------------------------------------- HTML
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
+       color: #222; line-height: 1.45; padding: 0 1rem; }
+h1 { font-size: 1.7rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
+table { border-collapse: collapse; font-size: .82rem; margin: .6rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; height: auto; display: block; margin: .6rem 0; border: 1px solid #eee; }
+.warn { background: #fff4e5; border-left: 5px solid #f0a020; padding: .7rem 1rem; margin: 1rem 0; }
+.note { color: #555; font-size: .9rem; }
+.clips { display: flex; gap: 1.5rem; flex-wrap: wrap; } .clips div { font-size: .85rem; }
+nav ul { columns: 2; } code { background: #f4f4f4; padding: 0 .2rem; }
+"""
+
+
+def _table(df: pd.DataFrame, index: bool = False, digits: int = 3) -> str:
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            if not np.isfinite(v):
+                return "–" if np.isnan(v) else ("∞" if v > 0 else "−∞")
+            return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return html.escape(str(v))
+
+    cols = list(df.columns)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ([df.index.name or ""] if index else []) + cols)
+    rows = []
+    for idx, r in df.iterrows():
+        cells = ([f"<td>{html.escape(str(idx))}</td>"] if index else []) + [f"<td>{fmt(r[c])}</td>" for c in cols]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _img(fig, alt: str) -> str:
+    from rvc_lab.plots import figure_to_data_uri
+
+    uri = figure_to_data_uri(fig)
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _wav_data_uri(audio: np.ndarray, sr: int, max_seconds: float = 8.0) -> str:
+    import soundfile as sf
+
+    x = np.asarray(audio, dtype=np.float32)[: int(max_seconds * sr)]
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > 0.99:
+        x = x * (0.99 / peak)
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def render_html(data: ReportData) -> str:
+    """The report page for collected measurements (self-contained)."""
+    from rvc_lab import plots
+
+    esc = html.escape
+    plan = data.plan
+    parts: list[str] = []
+    sections = [("weights", "What was measured"), ("f0", "F0 accuracy on test tones"),
+                ("parity", "Streaming vs offline"), ("latency", "Latency per stage"),
+                ("metrics", "Metric tables"), ("environment", "Environment")]
+    created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    parts.append(f"<h1>rvc_lab report</h1><p class='note'>Created {esc(created)}"
+                 f"{' — quick settings (tests)' if plan.quick else ''}; "
+                 f"total measurement time {sum(data.timings_s.values()):.0f} s.</p>")
+    parts.append("<nav><ul>" + "".join(f"<li><a href='#{a}'>{esc(t)}</a></li>" for a, t in sections) + "</ul></nav>")
+
+    # --- what was measured / synthetic warning
+    parts.append("<h2 id='weights'>What was measured</h2>")
+    if data.synthetic:
+        parts.append(
+            "<div class='warn'><b>These model weights are synthetic (seeded random numbers), not trained.</b> "
+            "They have the real file formats, shapes and compute cost, so timings, latency and the "
+            "streaming-vs-offline comparison measure the real chain. But the converted audio is not a voice: "
+            "it sounds like buzz and noise, and no listening judgement can be made from it. Random-weight "
+            "generators also emit a large DC offset and respond weakly to their content features, so output "
+            "figures change little with context. For listening tests, run "
+            "<code>rvc-lab report --model VOICE.pth --hubert hubert_base.pt --index added.index "
+            "--rmvpe rmvpe.pt</code> with trained files.</div>")
+    else:
+        parts.append("<p>Model files supplied by the user (weights not checked for being trained).</p>")
+    v = data.voice
+    parts.append(_table(pd.DataFrame([
+        ("voice", v.model), ("content encoder", v.hubert), ("index", v.index or "none"),
+        ("rmvpe", v.rmvpe or "none (rmvpe method skipped)"), ("input", data.speech_description),
+        ("voice version / rate / F0", f"{data.voice_summary.get('version')} / {data.voice_summary.get('sample_rate')} Hz"
+                                      f" / {data.voice_summary.get('f0')}"),
+        ("voice info", str(data.voice_summary.get("info", ""))[:200]),
+    ], columns=["item", "value"])))
+    for note in data.notes:
+        parts.append(f"<p class='note'>{esc(note)}</p>")
+    clips = "".join(f"<div>{esc(name)}<br><audio controls preload='none' src='{_wav_data_uri(x, sr)}'></audio></div>"
+                    for name, (x, sr) in data.audio_clips.items())
+    parts.append(f"<p>Listen (parity run with the largest extra time; noise off, DC removed):</p><div class='clips'>{clips}</div>")
+
+    # --- F0
+    parts.append("<h2 id='f0'>F0 accuracy on test tones</h2>")
+    parts.append("<p>Each method's 10 ms F0 track against the exact F0 of synthetic tones "
+                 f"({len(data.f0_bench['signal'].unique())} signals, {plan.bench_seconds:g} s each, 16 kHz). "
+                 "Raw pitch accuracy: fraction of voiced frames within 50 cents. "
+                 + ("crepe (full) is left out of the default run: about 7 s of CPU per second of audio. " if
+                    "crepe" not in plan.bench_methods else "") + "</p>")
+    if data.synthetic and any(m.startswith("rmvpe") for m in data.f0_bench["method"]):
+        parts.append("<p class='note'>rmvpe here runs the demo <code>rmvpe.pt</code> with random weights: its "
+                     "row measures cost only; accuracy needs the real file (<code>--rmvpe</code>).</p>")
+    parts.append(_img(plots.plot_f0_accuracy(data.f0_bench, "raw_pitch_accuracy"), "F0 raw pitch accuracy heat map"))
+    parts.append(_img(plots.plot_f0_accuracy(data.f0_bench, "cents_mae", "mean |error| in cents on frames voiced in both"),
+                      "F0 cents error heat map"))
+    for name, (times, truth, est) in data.f0_tracks.items():
+        parts.append(_img(plots.plot_f0_tracks(times, truth, est, f"estimated vs true F0: {name}"), f"F0 tracks {name}"))
+    parts.append(_img(plots.plot_f0_speed(data.f0_summary), "F0 method cost"))
+
+    # --- parity
+    d = data.parity_detail
+    parts.append("<h2 id='parity'>Streaming vs offline</h2>")
+    parts.append(
+        f"<p>The realtime chain and the whole-file chain on the same input (stream rate {d.sr} Hz, F0 "
+        f"{esc(d.settings.f0_method)}, generator noise off, loudness matching off). Per stage, the streaming "
+        "values the generator decodes are compared with the offline values at the same input time; the streamed "
+        "file is compared with the offline file after removing the estimated delay. Lower is closer for "
+        "rel. L2, cents and MCD; higher for SNR, SI-SDR and correlations.</p>")
+    parts.append("<p class='note'>Streaming features lack <i>future</i> context (the newest frames are decoded), "
+                 "so they never equal offline ones; more <code>extra_time</code> adds past context. The F0 window "
+                 "does not depend on <code>extra_time</code>. Waveform figures are phase sensitive and the "
+                 "streaming generator restarts its harmonic source every block, so spectral figures (spectral "
+                 "convergence, MCD) are the fairer output comparison.</p>")
+    parts.append(_img(plots.plot_parity_sweep(data.parity_sweep), "parity sweep over extra time"))
+    parts.append(_img(plots.plot_parity_blocks(d), "per-block divergence"))
+    parts.append(_img(plots.plot_parity_waveforms(d, seconds=min(2.0, plan.input_seconds)), "aligned waveforms"))
+
+    # --- latency
+    parts.append("<h2 id='latency'>Latency per stage</h2>")
+    if data.latency:
+        lp0 = data.latency[0]
+        parts.append(
+            f"<p>Wall time of each stage per block (simulated clock, stream rate {lp0.sr} Hz, "
+            f"{lp0.threads} torch threads, first block left out). A block must be computed within its own "
+            "duration (dashed line) or the stream overruns. Algorithmic latency = block + crossfade + "
+            "SOLA search, before any device buffer.</p>")
+        if data.synthetic:
+            parts.append("<p class='note'>Random weights cost exactly what trained ones do: these timings hold "
+                         "for real voices of the same version and rate.</p>")
+        parts.append(_table(pd.DataFrame([lp.row() for lp in data.latency])))
+        parts.append(_img(plots.plot_stage_breakdown({lp.label: lp.trace for lp in data.latency}),
+                          "stacked stage times per configuration"))
+        parts.append(_img(plots.plot_block_timeline(lp0.trace), f"per-block timeline {lp0.label}"))
+        parts.append(_img(plots.plot_load_histogram(lp0.trace), f"load histogram {lp0.label}"))
+        parts.append(f"<p>Stage times of <b>{esc(lp0.label)}</b> (ms):</p>")
+        parts.append(_table(lp0.stages.reset_index().rename(columns={"index": "stage"})))
+
+    # --- metrics
+    parts.append("<h2 id='metrics'>Metric tables</h2>")
+    parts.append("<h3>F0 methods (mean over test signals)</h3>")
+    parts.append(_table(data.f0_summary.reset_index(), digits=3))
+    parts.append(f"<h3>Streaming vs offline per stage (block {d.settings.block_time:g} s, extra "
+                 f"{d.settings.extra_time:g} s)</h3>")
+    parts.append(_table(d.stages))
+    parts.append(f"<p class='note'>Estimated stream delay {1000 * d.delay_samples / d.sr:.1f} ms; the geometry "
+                 f"predicts {1000 * d.expected_delay_samples / d.sr:.1f} ms (crossfade + search − median SOLA "
+                 f"offset). HuBERT grid offset between the chains: {d.grid_offset_ms:g} ms.</p>")
+    parts.append("<h3>Sweep</h3>")
+    parts.append(_table(data.parity_sweep))
+
+    # --- environment
+    parts.append("<h2 id='environment'>Environment</h2>")
+    parts.append(_table(pd.DataFrame(list(data.environment.items()), columns=["item", "value"])))
+    parts.append(_table(pd.DataFrame([(k, f"{v:.1f}") for k, v in data.timings_s.items()],
+                                     columns=["section", "seconds"])))
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"
+        f"<title>rvc_lab report</title><style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
+    """Write ``index.html`` and the tables (CSV, JSON) into ``output_dir``; returns the HTML path.
+
+    Every file is written to a temporary name and renamed, so a reader never sees half a report.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def put(name: str, text: str) -> Path:
+        path = out / name
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    put("f0_bench.csv", data.f0_bench.to_csv(index=False))
+    put("parity_sweep.csv", data.parity_sweep.to_csv(index=False))
+    put("parity_stages.csv", data.parity_detail.stages.to_csv(index=False))
+    if data.latency:
+        put("latency_trace.csv", data.latency[0].trace.to_csv(index=False))
+        put("latency_summary.csv", pd.DataFrame([lp.row() for lp in data.latency]).to_csv(index=False))
+    summary = {"synthetic_weights": data.synthetic, "quick": data.plan.quick, "environment": data.environment,
+               "timings_s": data.timings_s, "plan": asdict(data.plan), "voice": asdict(data.voice),
+               "parity": data.parity_detail.summary(), "input": data.speech_description}
+    put("report.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return put("index.html", render_html(data))
+
+
+def build_report(output_dir: str | os.PathLike = "reports/default", *, model=None, hubert=None, index=None,
+                 rmvpe=None, input=None, quick: bool = False) -> Path:
+    """Run the measurements and write the report; returns the path of ``index.html``.
+
+    Without ``model`` the seeded demo assets are used (written once into the cache, see
+    :func:`default_cache_dir`).  ``model`` needs ``hubert``.
+    """
+    plan = ReportPlan.for_run(quick)
+    if model:
+        if not hubert:
+            raise SettingsError("report: --model needs --hubert (hubert_base.pt or a Hugging Face HuBERT directory)")
+        voice = VoiceFiles(name=Path(model).name, model=str(model), hubert=str(hubert),
+                           index=str(index) if index else None, rmvpe=str(rmvpe) if rmvpe else None)
+    else:
+        if hubert or index:
+            raise SettingsError("report: --hubert/--index only apply with --model (without it the demo assets are used)")
+        voice = demo_voice_files()
+        if rmvpe:
+            voice = replace(voice, rmvpe=str(rmvpe))
+    t = time.perf_counter()
+    data = collect(voice, plan, input_path=input)
+    path = write_report(data, output_dir)
+    log.info("wrote %s in %.0f s", path, time.perf_counter() - t)
+    return path
+
+
+def main_report(args) -> int:
+    """``rvc-lab report`` (arguments from :func:`rvc_lab.cli.build_parser`)."""
+    path = build_report(args.output_dir, model=args.model, hubert=args.hubert, index=args.index, rmvpe=args.rmvpe,
+                        input=args.input, quick=bool(getattr(args, "quick", False)))
+    print(f"report: {path}")
+    return 0

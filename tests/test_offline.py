@@ -1,0 +1,139 @@
+"""Offline conversion on rvc_lab's demo assets: every F0 method, odd but valid audio, bad input.
+
+Numbers against upstream are in test_conversion_parity.py; here the truths are the contract
+(lengths, rates, int16), the input's own properties (silence stays silence) and the errors.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rvc_lab import cli
+from rvc_lab.convert.models import ConverterModels
+from rvc_lab.convert.offline import OfflineSettings, convert_offline
+from rvc_lab.errors import InvalidAudioError, SettingsError
+from rvc_lab.f0 import METHODS
+
+
+@pytest.fixture(scope="module")
+def v2_models(demo_paths):
+    p = demo_paths
+    return ConverterModels.load(p["demo_v2_40k_f0"], hubert=p["hubert"], index=p["demo_v2_40k_f0_index"], rmvpe=p["rmvpe"])
+
+
+def _expected_len(n16k: int, tgt_sr: int) -> int:
+    # padded by 1 s each side, 10 ms frames, then 1 s of padding removed at the model rate
+    n_pad = n16k + 2 * 16000
+    frames = min(n_pad // 160, 2 * ((n_pad - 400) // 320 + 1))
+    return frames * tgt_sr // 100 - 2 * tgt_sr
+
+
+def test_every_f0_method_converts(v2_models, demo_paths):
+    x, sr = sf.read(demo_paths["tone_16k"], dtype="float32")
+    x = x[: sr]  # 1 s keeps crepe (full) affordable
+    for method in METHODS:
+        res = convert_offline(v2_models, x, OfflineSettings(f0_method=method, pitch=2, noise=False))
+        assert res.sr == 40000
+        assert res.audio.dtype == np.int16 and res.audio.shape == (_expected_len(x.size, 40000),), method
+        assert np.abs(res.audio).max() > 100, f"{method}: output is silent"
+
+
+def test_cli_convert_with_index_resample_and_seed(demo_paths, tmp_path):
+    p = demo_paths
+    out = tmp_path / "out.wav"
+    args = ["convert", str(p["tone_48k"]), "-o", str(out), "--model", str(p["demo_v2_40k_f0"]), "--hubert", str(p["hubert"]),
+            "--index", str(p["demo_v2_40k_f0_index"]), "--f0-method", "fcpe", "--resample-sr", "48000", "--seed", "7"]
+    assert cli.main(args) == 0
+    y, sr = sf.read(out, dtype="int16")
+    assert sr == 48000 and y.size > 0.9 * 2 * 48000
+    out2 = tmp_path / "out2.wav"
+    assert cli.main(args[:3] + [str(out2)] + args[4:]) == 0
+    assert np.array_equal(sf.read(out2, dtype="int16")[0], y), "same seed must give the same output"
+
+
+def test_no_f0_and_v1_voices_convert(demo_paths):
+    p = demo_paths
+    x, _ = sf.read(p["tone_16k"], dtype="float32")
+    for name, sr in (("demo_v2_32k_nof0", 32000), ("demo_v1_48k_f0", 48000)):
+        m = ConverterModels.load(p[name], hubert=p["hubert"], index=p[f"{name}_index"])
+        res = convert_offline(m, x, OfflineSettings(f0_method="pm", noise=False))
+        assert res.sr == sr and res.audio.shape == (_expected_len(x.size, sr),)
+
+
+def test_silence_converts_to_silence(v2_models, caplog):
+    with caplog.at_level(logging.INFO):
+        res = convert_offline(v2_models, np.zeros(16000, np.float32), OfflineSettings(f0_method="pm", rms_mix_rate=1.0))
+    assert not np.any(res.audio)
+    assert any("silence" in r.message for r in caplog.records)
+
+
+def test_stereo_8k_loud_input_is_mixed_resampled_normalized(demo_paths, tmp_path, caplog):
+    p = demo_paths
+    x, _ = sf.read(p["tone_16k"], dtype="float32")
+    import librosa
+
+    x8 = librosa.resample(x, orig_sr=16000, target_sr=8000)
+    stereo = np.stack([x8 * 3.0, x8 * 1.0], axis=1)  # mean peak ~2x full scale: normalised
+    src = tmp_path / "stereo8k.wav"
+    sf.write(src, stereo, 8000, subtype="FLOAT")
+    out = tmp_path / "o.wav"
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["convert", str(src), "-o", str(out), "--model", str(p["demo_v2_40k_f0"]),
+                         "--hubert", str(p["hubert"]), "--f0-method", "pm", "--no-noise"]) == 0
+    text = " ".join(r.message for r in caplog.records).lower()
+    assert "mix" in text and "resampl" in text and "normali" in text
+    assert sf.info(out).samplerate == 40000
+
+
+def _bad(tmp_path, demo_paths, capsys, input_path, **over):
+    p = demo_paths
+    out = tmp_path / "bad_out.wav"
+    args = {"--model": str(p["demo_v2_40k_f0"]), "--hubert": str(p["hubert"]), "--f0-method": "pm"}
+    args.update(over)
+    argv = ["convert", str(input_path), "-o", str(out)] + [t for kv in args.items() for t in kv] + ["--no-noise"]
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert not out.exists(), "nothing may be written at the output path on error"
+    return err
+
+
+def test_bad_inputs_give_specific_errors(tmp_path, demo_paths, capsys):
+    p = demo_paths
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    assert "empty" in _bad(tmp_path, p, capsys, empty).lower()
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    assert "nan" in _bad(tmp_path, p, capsys, nan).lower()
+    notaudio = tmp_path / "notes.wav"
+    notaudio.write_text("this is not audio\n")
+    assert "notes.wav" in _bad(tmp_path, p, capsys, notaudio)
+    good = p["tone_16k"]
+    assert "missing.pth" in _bad(tmp_path, p, capsys, good, **{"--model": str(tmp_path / "missing.pth")})
+    trunc = tmp_path / "trunc.pth"
+    trunc.write_bytes(p["demo_v2_40k_f0"].read_bytes()[: 1 << 20])
+    assert "trunc.pth" in _bad(tmp_path, p, capsys, good, **{"--model": str(trunc)})
+    err = _bad(tmp_path, p, capsys, good, **{"--index": str(p["demo_v1_48k_f0_index"])})
+    assert "v1" in err and "v2" in err
+    assert "f0 method" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "yin"})
+    assert "rmvpe" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "rmvpe"}).lower()
+
+
+def test_impossible_settings_are_refused(v2_models):
+    x = np.zeros(16000, np.float32)
+    for bad in (dict(index_rate=1.5), dict(protect=0.7), dict(rms_mix_rate=-0.1), dict(sid=500), dict(resample_sr=-1)):
+        with pytest.raises(SettingsError):
+            convert_offline(v2_models, x, OfflineSettings(**bad))
+    with pytest.raises(InvalidAudioError):
+        convert_offline(v2_models, np.zeros(100, np.float32), OfflineSettings())
+
+
+def test_info_summarises_each_demo_voice(demo_paths, capsys):
+    for name, sr in (("demo_v2_40k_f0", 40000), ("demo_v1_48k_f0", 48000), ("demo_v2_32k_nof0", 32000)):
+        assert cli.main(["info", str(demo_paths[name])]) == 0
+        out = capsys.readouterr().out
+        assert str(sr) in out and ("v2" in out if "v2" in name else "v1" in out)
