@@ -73,13 +73,17 @@ def plot_f0_accuracy(results, metric: str = "raw_pitch_accuracy", title: str | N
     cm = matplotlib.colormaps[cmap].copy()
     cm.set_bad("#dddddd")
     im = ax.imshow(masked, cmap=cm, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect="auto")
+    norm = im.norm
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             v = values[i, j]
-            ax.text(j, i, "–" if not np.isfinite(v) else (f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"),
-                    ha="center", va="center", fontsize=7,
-                    color="black" if not np.isfinite(v) or (v - vmin) / max(vmax - vmin, 1e-12) > 0.5
-                    else "white")
+            if np.isfinite(v):
+                r, g_, b, _ = cm(norm(v))
+                dark = 0.299 * r + 0.587 * g_ + 0.114 * b < 0.5  # text colour by the cell's luminance
+                ax.text(j, i, f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+            else:
+                ax.text(j, i, "–", ha="center", va="center", fontsize=7, color="black")
     ax.set_xticks(range(len(signals)), signals, rotation=50, ha="right", fontsize=8)
     ax.set_yticks(range(len(methods)), methods, fontsize=9)
     ax.set_title(title or f"{metric.replace('_', ' ')} per method and test signal")
@@ -112,7 +116,12 @@ def plot_f0_tracks(times: np.ndarray, truth_hz: np.ndarray, estimates: dict, tit
     ax.set_ylabel("F0 (Hz)")
     finite = truth[np.isfinite(truth)]
     if finite.size and finite.max() / max(finite.min(), 1) > 3:
-        ax.set_yscale("log")
+        from matplotlib.ticker import LogLocator, ScalarFormatter
+
+        ax.set_yscale("log")  # a sweep over octaves reads best on a log axis, labelled in plain Hz
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter() if finite.max() / finite.min() < 10 else "")
     ax.set_title(title or "estimated vs true F0")
     ax.legend(fontsize=8, ncol=4, loc="best")
     ax.grid(alpha=0.3)
@@ -165,6 +174,16 @@ def plot_parity_sweep(sweep, x: str = "extra_time", panels=PARITY_PANELS):
         ax.set_title(label + (" ↑" if higher_better else " ↓"), fontsize=9)
         ax.set_xlabel(f"{x.replace('_', ' ')} (s)")
         ax.grid(alpha=0.3)
+        vals = sweep[col].to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            lo, hi = float(vals.min()), float(vals.max())
+            if not higher_better and lo >= 0:
+                ax.set_ylim(0, hi * 1.15 if hi > 0 else 1.0)  # error figures from zero: no magnified noise
+            else:
+                span = max(hi - lo, 0.05 * max(abs(lo), abs(hi)), 1e-3)
+                mid = 0.5 * (lo + hi)
+                ax.set_ylim(mid - 0.75 * span, mid + 0.75 * span)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)

@@ -453,8 +453,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        color: #222; line-height: 1.45; padding: 0 1rem; }
 h1 { font-size: 1.7rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; font-size: .82rem; margin: .6rem 0 1rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; display: block; margin: .6rem 0; border: 1px solid #eee; }
 .warn { background: #fff4e5; border-left: 5px solid #f0a020; padding: .7rem 1rem; margin: 1rem 0; }
 .note { color: #555; font-size: .9rem; }
@@ -475,7 +475,9 @@ def _table(df: pd.DataFrame, index: bool = False, digits: int = 3) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ([df.index.name or ""] if index else []) + cols)
     rows = []
     for idx, r in df.iterrows():
-        cells = ([f"<td>{html.escape(str(idx))}</td>"] if index else []) + [f"<td>{fmt(r[c])}</td>" for c in cols]
+        cells = ([f"<td>{html.escape(str(idx))}</td>"] if index else []) + [
+            f"<td class='num'>{fmt(r[c])}</td>" if isinstance(r[c], (int, float, np.integer, np.floating))
+            and not isinstance(r[c], bool) else f"<td>{fmt(r[c])}</td>" for c in cols]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

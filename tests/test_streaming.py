@@ -1,0 +1,160 @@
+"""StreamingConverter behaviour: block contract, live settings, bad blocks, trace, geometry.
+
+Sample-for-sample agreement with upstream is in test_conversion_parity.py.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rvc_lab.convert.models import ConverterModels
+from rvc_lab.convert.streaming import StreamGeometry, StreamingConverter, StreamSettings, stream_block_count, stream_file
+from rvc_lab.errors import InvalidAudioError, SettingsError
+from rvc_lab.instrument import STAGES, StageTimer, load_summary
+
+SR = 48000
+FAST = dict(block_time=0.1, crossfade_time=0.04, extra_time=0.3, f0_method="pm", noise=False)
+
+
+@pytest.fixture(scope="module")
+def models(demo_paths):
+    p = demo_paths
+    return ConverterModels.load(p["demo_v2_40k_f0"], hubert=p["hubert"], index=p["demo_v2_40k_f0_index"])
+
+
+def _tone(n: int, f0: float = 180.0) -> np.ndarray:
+    t = np.arange(n) / SR
+    return (0.3 * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+def test_geometry_matches_upstream_rounding():
+    # the two parity cases' derived sizes (../shared/parity/README.md)
+    g = StreamGeometry.from_settings(StreamSettings(block_time=0.25, crossfade_time=0.05, extra_time=2.5), 48000)
+    assert (g.block_frame, g.block_frame_16k, g.crossfade_frame, g.sola_buffer_frame, g.extra_frame) == (12000, 4000, 2400, 1920, 120000)
+    assert (g.skip_head, g.return_length, g.input_frame) == (250, 30, 134880)
+    g = StreamGeometry.from_settings(StreamSettings(block_time=0.2, crossfade_time=0.08, extra_time=1.5), 48000)
+    assert (g.crossfade_frame, g.sola_buffer_frame, g.skip_head, g.return_length) == (3840, 1920, 150, 25)
+    assert stream_block_count(216000, StreamGeometry.from_settings(StreamSettings(), 48000)) == 20
+    # block 0.123 s rounds to whole 10 ms frames
+    assert StreamGeometry.from_settings(StreamSettings(block_time=0.123, crossfade_time=0.05), 44100).block_frame == 12 * 441
+
+
+def test_blocks_keep_their_length_and_trace_has_every_stage(models):
+    timer = StageTimer()
+    conv = StreamingConverter(models, StreamSettings(index_rate=0.5, rms_mix_rate=0.5, **FAST), SR, timer=timer)
+    bf = conv.geometry.block_frame
+    x = _tone(6 * bf)
+    outs = [conv.process_block(x[i * bf : (i + 1) * bf]) for i in range(6)]
+    assert all(o.shape == (bf,) and o.dtype == np.float32 for o in outs)
+    assert np.abs(outs[-1]).max() > 1e-3
+    df = timer.to_frame()
+    assert list(df.block) == list(range(6))
+    for s in ("input_resample", "content_features", "retrieval", "f0", "generator", "output_resample", "rms_mix", "sola_crossfade"):
+        assert (df[s] > 0).all(), s
+    assert (df.total >= df[list(STAGES)].sum(axis=1)).all()
+    assert df.sola_offset.between(0, conv.geometry.sola_search_frame).all()
+    summary = load_summary(df)
+    assert summary["blocks"] == 6 and 0 <= summary["overruns"] <= 6
+    assert summary["load_p50"] == pytest.approx(np.median(df.total) / 100.0)
+
+
+def test_disabled_timer_records_nothing():
+    timer = StageTimer(enabled=False)
+    timer.start_block(block=0)
+    assert timer.stage("f0") is timer.stage("generator")  # one shared null context: no clock read
+    timer.end_block()
+    assert timer.rows == []
+
+
+def test_stereo_block_is_mixed_down(models):
+    a = StreamingConverter(models, StreamSettings(**FAST), SR)
+    b = StreamingConverter(models, StreamSettings(**FAST), SR)
+    bf = a.geometry.block_frame
+    x = _tone(bf)
+    for _ in range(2):
+        ya = a.process_block(np.stack([x * 1.5, x * 0.5], axis=1))
+        yb = b.process_block(x)
+    np.testing.assert_allclose(ya, yb, atol=1e-6)
+
+
+def test_wrong_block_length_is_refused(models):
+    conv = StreamingConverter(models, StreamSettings(**FAST), SR)
+    with pytest.raises(InvalidAudioError, match="4800"):
+        conv.process_block(np.zeros(4799, np.float32))
+
+
+def test_nonfinite_block_gives_silence_and_stream_continues(models):
+    timer = StageTimer()
+    conv = StreamingConverter(models, StreamSettings(**FAST), SR, timer=timer)
+    bf = conv.geometry.block_frame
+    x = _tone(4 * bf)
+    conv.process_block(x[:bf])
+    bad = x[bf : 2 * bf].copy()
+    bad[100] = np.nan
+    bad[200] = np.inf
+    assert not np.any(conv.process_block(bad))
+    y = conv.process_block(x[2 * bf : 3 * bf])
+    assert np.all(np.isfinite(y)) and np.abs(y).max() > 0
+    df = timer.to_frame()
+    assert list(df.nonfinite) == [False, True, False] and conv.nonfinite_blocks == 1
+
+
+@pytest.mark.parametrize("bad", [dict(block_time=-0.1), dict(block_time=0.1, crossfade_time=0.2), dict(extra_time=-1),
+                                 dict(index_rate=2.0), dict(f0_method="yin"), dict(output_rate="device")])
+def test_impossible_settings_fail_before_the_stream_starts(models, bad):
+    with pytest.raises(SettingsError):
+        StreamingConverter(models, StreamSettings(**{**FAST, **bad}), SR)
+
+
+def test_live_settings_apply_at_next_block(models):
+    conv = StreamingConverter(models, StreamSettings(**FAST), SR, record=True)
+    bf = conv.geometry.block_frame
+    x = _tone(6 * bf)
+    for i in range(3):
+        conv.process_block(x[i * bf : (i + 1) * bf])
+    conv.update(pitch=12.0)
+    conv.process_block(x[3 * bf : 4 * bf])
+    before, after = conv.records[2]["pitchf"], conv.records[3]["pitchf"]
+    new = conv.geometry.block_frame_16k // 160  # frames that entered the cache with this block
+    np.testing.assert_allclose(after[-new:-4], 2 * before[-new:-4], rtol=0.02)
+    with pytest.raises(SettingsError):
+        conv.update(block_time=0.2)
+    conv.update(f0_method="dio", formant=2.0, index_rate=0.8, threshold=-40.0)
+    assert conv.process_block(x[4 * bf : 5 * bf]).shape == (bf,)
+
+
+def test_formant_shift_decodes_more_frames_and_resamples_back(models):
+    conv = StreamingConverter(models, StreamSettings(formant=3.0, **FAST), SR, record=True)
+    bf = conv.geometry.block_frame
+    conv.process_block(_tone(bf))
+    g = conv.geometry
+    assert conv.records[0]["infer_out"].shape == (g.return_length * 40000 // 100,)
+
+
+def test_output_rate_model_streams_at_the_voice_rate(models):
+    x = _tone(SR // 2)
+    out, sr, conv = stream_file(models, x, SR, StreamSettings(output_rate="model", **FAST))
+    assert sr == 40000 and conv.resampler_out is None
+    assert out.shape[0] == stream_block_count(math.ceil(x.size * 40000 / SR), conv.geometry) * conv.geometry.block_frame
+
+
+def test_silence_gate_zeroes_quiet_input(models):
+    conv = StreamingConverter(models, StreamSettings(threshold=-30.0, rms_mix_rate=0.0, **{**FAST, "noise": False}), SR)
+    bf = conv.geometry.block_frame
+    quiet = (_tone(bf) * 1e-3).astype(np.float32)  # about -60 dB: below the gate
+    for _ in range(3):
+        y = conv.process_block(quiet)
+    assert not torch.any(conv.input_wav[-bf:]).item()
+    assert np.abs(y).max() < 1e-6
+
+
+def test_noise_reduction_and_phase_vocoder_run(models):
+    conv = StreamingConverter(models, StreamSettings(input_noise_reduce=True, output_noise_reduce=True, phase_vocoder=True,
+                                                     **FAST), SR)
+    bf = conv.geometry.block_frame
+    x = _tone(3 * bf) + 0.01 * np.random.default_rng(0).standard_normal(3 * bf).astype(np.float32)
+    ys = [conv.process_block(x[i * bf : (i + 1) * bf]) for i in range(3)]
+    assert all(np.all(np.isfinite(y)) and y.shape == (bf,) for y in ys)
