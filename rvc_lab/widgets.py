@@ -1,0 +1,581 @@
+"""ipywidgets panels for the notebooks: controls in front of the tested functions, nothing more.
+
+Each panel builds its controls, renders into its own ``Output`` area and has a :meth:`Panel.run`
+method that does what the Run button does, so a notebook executed headless (CI) runs every panel
+once with its current values.  Environment variable ``RVC_LAB_QUICK=1`` makes
+:func:`notebook_config` pick tiny inputs and cheap F0 methods.
+
+Typical cell::
+
+    from rvc_lab import widgets
+    wb = widgets.Workbench()             # demo voices + offline speech, or add your own files
+    panel = widgets.AuditionPanel(wb)
+    panel.show()
+    panel.run()
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rvc_lab.report import VoiceFiles, default_cache_dir, demo_voice_files, demo_voice_names, profile_stream
+
+log = logging.getLogger(__name__)
+
+
+def quick_mode() -> bool:
+    """True when ``RVC_LAB_QUICK`` is set to anything but ``""``/``"0"`` (CI runs of the notebooks)."""
+    return os.environ.get("RVC_LAB_QUICK", "") not in ("", "0")
+
+
+@dataclass
+class NotebookConfig:
+    """Sizes and defaults of the notebooks (see :func:`notebook_config`)."""
+
+    quick: bool = False
+    input_seconds: float = 3.0
+    stream_sr: int = 48000
+    block_time: float = 0.25
+    extra_time: float = 1.0
+    crossfade_time: float = 0.05
+    f0_method: str = "fcpe"
+    parity_extra_times: tuple = (0.1, 0.5, 1.0, 2.5)
+    parity_block_times: tuple = (0.2, 0.4)
+    bench_methods: tuple = ("pm", "harvest", "dio", "crepe-tiny", "rmvpe", "fcpe")
+    bench_signals: tuple | None = None
+    bench_seconds: float = 1.0
+    latency_seconds: float = 3.0
+    f0_choices: tuple = ("pm", "harvest", "dio", "crepe", "crepe-tiny", "rmvpe", "fcpe")
+
+
+def notebook_config(quick: bool | None = None) -> NotebookConfig:
+    """Defaults for interactive use, or tiny ones when ``quick`` (default: :func:`quick_mode`)."""
+    if quick is None:
+        quick = quick_mode()
+    if not quick:
+        return NotebookConfig()
+    return NotebookConfig(quick=True, input_seconds=0.6, stream_sr=16000, block_time=0.2, extra_time=0.3,
+                          f0_method="pm", parity_extra_times=(0.1, 0.4), parity_block_times=(0.2,),
+                          bench_methods=("pm", "fcpe"), bench_signals=("sine_440", "glide_120_480", "gaps_200"),
+                          bench_seconds=0.5, latency_seconds=0.6)
+
+
+# ----------------------------------------------------------------------------- shared state
+class Workbench:
+    """Voices, loaded models and inputs shared by the panels of one notebook.
+
+    Parameters
+    ----------
+    config : NotebookConfig, optional
+    demo : bool
+        Register the seeded demo voices (random weights; written once into the cache).
+    cache_dir : path-like, optional
+        Where demo assets and rendered speech are kept (default :func:`rvc_lab.report.default_cache_dir`).
+    """
+
+    def __init__(self, config: NotebookConfig | None = None, demo: bool = True, cache_dir=None):
+        self.config = config or notebook_config()
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.voices: dict[str, VoiceFiles] = {}
+        self.inputs: dict[str, tuple[np.ndarray, int]] = {}
+        self._models: dict[str, object] = {}
+        if demo:
+            for name in demo_voice_names():
+                self.voices[name] = demo_voice_files(name, cache_dir=self.cache_dir)
+        self._add_default_inputs(demo)
+
+    def _add_default_inputs(self, demo: bool) -> None:
+        from rvc_lab.speech import speech_input
+
+        sp = speech_input(max_seconds=self.config.input_seconds, sr=self.config.stream_sr,
+                          cache_dir=self.cache_dir / "speech")
+        self.inputs[f"speech ({sp.source})"] = (sp.audio, sp.sr)
+        if demo:
+            from rvc_lab.audio import load_audio
+
+            any_voice = next(iter(self.voices.values()))
+            tone = Path(any_voice.model).parents[1] / "audio" / "tone_48k.wav"
+            if tone.exists():
+                x, sr = load_audio(tone)
+                self.inputs["demo tone (glide)"] = (x[: int(self.config.input_seconds * sr)], sr)
+
+    # voices
+    def add_voice(self, name: str, model: str, hubert: str, index: str | None = None,
+                  rmvpe: str | None = None) -> VoiceFiles:
+        """Register your own files (loaded on first use; errors name the bad file)."""
+        vf = VoiceFiles(name=name, model=str(model), hubert=str(hubert), index=index or None, rmvpe=rmvpe or None)
+        self.voices[name] = vf
+        self._models.pop(name, None)
+        return vf
+
+    def models(self, name: str | None = None):
+        """Loaded :class:`ConverterModels` of a registered voice (cached)."""
+        name = name or next(iter(self.voices))
+        if name not in self._models:
+            self._models[name] = self.voices[name].load()
+        return self._models[name]
+
+    # inputs
+    def add_input_file(self, path: str, name: str | None = None) -> str:
+        """Load an audio file as an input (mono; resampled to the stream rate when needed)."""
+        from rvc_lab.audio import load_audio
+
+        x, sr = load_audio(path)
+        key = name or Path(path).name
+        self.inputs[key] = (x, sr)
+        return key
+
+    def input(self, name: str | None = None) -> tuple[np.ndarray, int]:
+        """(float32 audio, rate) of an input at a streamable rate (multiple of 100 Hz)."""
+        name = name or next(iter(self.inputs))
+        x, sr = self.inputs[name]
+        if sr % 100:
+            from rvc_lab.audio import resample_offline
+
+            x = np.asarray(resample_offline(x, sr, self.config.stream_sr), dtype=np.float32)
+            sr = self.config.stream_sr
+        return x, sr
+
+
+# ----------------------------------------------------------------------------- logic
+@dataclass
+class Conversion:
+    """Offline and streamed conversion of one input with matching settings."""
+
+    input: np.ndarray
+    input_sr: int
+    offline: np.ndarray
+    offline_sr: int
+    stream: np.ndarray
+    stream_sr: int
+    offline_s: float
+    stream_s: float
+    trace: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def convert_both(models, audio: np.ndarray, sr: int, offline_settings, stream_settings) -> Conversion:
+    """Convert ``audio`` offline (whole file) and streaming (block by block) and time both."""
+    import time
+
+    from rvc_lab.audio import prepare_input
+    from rvc_lab.convert.offline import convert_offline
+    from rvc_lab.convert.streaming import stream_file
+    from rvc_lab.instrument import StageTimer
+
+    t = time.perf_counter()
+    off = convert_offline(models, prepare_input(audio, sr), offline_settings)
+    t_off = time.perf_counter() - t
+    timer = StageTimer(enabled=True)
+    t = time.perf_counter()
+    out, out_sr, _ = stream_file(models, audio, sr, stream_settings, timer=timer)
+    t_stream = time.perf_counter() - t
+    return Conversion(input=audio, input_sr=sr, offline=off.audio.astype(np.float32) / 32768.0, offline_sr=off.sr,
+                      stream=out, stream_sr=out_sr, offline_s=t_off, stream_s=t_stream, trace=timer.to_frame())
+
+
+def _audio(x: np.ndarray, sr: int):
+    from IPython.display import Audio
+
+    x = np.asarray(x, dtype=np.float32)
+    x = x - float(np.mean(x))  # random-weight voices output a DC offset; remove it before playback
+    return Audio(x, rate=sr, normalize=True)
+
+
+def _labelled(label: str, obj):
+    import ipywidgets as w
+
+    out = w.Output()
+    with out:
+        from IPython.display import display
+
+        display(obj)
+    return w.VBox([w.HTML(f"<b>{label}</b>"), out])
+
+
+def show_figure(fig) -> None:
+    """Display a matplotlib figure as a PNG (works with any backend, also headless)."""
+    from IPython.display import Image, display
+
+    from rvc_lab.plots import figure_to_png
+
+    display(Image(figure_to_png(fig)))
+
+
+# ----------------------------------------------------------------------------- panels
+class Panel:
+    """Controls + Run button + output area; subclasses implement :meth:`compute` and :meth:`render`."""
+
+    title = ""
+
+    def __init__(self):
+        import ipywidgets as w
+
+        self.output = w.Output()
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.button.on_click(lambda _: self.run())
+        self.status = w.HTML()
+        self.result = None
+
+    def controls(self) -> list:
+        return []
+
+    @property
+    def widget(self):
+        import ipywidgets as w
+
+        return w.VBox([w.HTML(f"<h3>{self.title}</h3>"), *self.controls(), w.HBox([self.button, self.status]),
+                       self.output])
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def run(self):
+        """Compute with the current control values and render into the output area; returns the result."""
+        from IPython.display import clear_output
+
+        self.status.value = "running…"
+        try:
+            self.result = self.compute()
+        except Exception as exc:
+            self.status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
+            raise
+        self.status.value = "done"
+        with self.output:
+            clear_output(wait=True)
+            self.render(self.result)
+        return self.result
+
+    def compute(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def render(self, result) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _dropdown(options, value=None, description=""):
+    import ipywidgets as w
+
+    options = list(options)
+    return w.Dropdown(options=options, value=value if value in options else (options[0] if options else None),
+                      description=description, style={"description_width": "initial"},
+                      layout=w.Layout(width="auto"))
+
+
+def _slider(kind, description, value, lo, hi, step):
+    import ipywidgets as w
+
+    cls = w.FloatSlider if kind is float else w.IntSlider
+    return cls(value=value, min=lo, max=hi, step=step, description=description, continuous_update=False,
+               style={"description_width": "initial"})
+
+
+class FilesPanel(Panel):
+    """Register your own voice files or an input file with the workbench."""
+
+    title = "Your files"
+
+    def __init__(self, workbench: Workbench):
+        import ipywidgets as w
+
+        super().__init__()
+        self.wb = workbench
+        self.button.description = "Add"
+        t = {"style": {"description_width": "initial"}, "layout": w.Layout(width="95%")}
+        self.name = w.Text(value="my voice", description="name", **t)
+        self.model = w.Text(placeholder="/path/voice.pth", description="voice .pth", **t)
+        self.hubert = w.Text(placeholder="/path/hubert_base.pt or HF dir", description="hubert", **t)
+        self.index = w.Text(placeholder="optional added_*.index", description="index", **t)
+        self.rmvpe = w.Text(placeholder="optional rmvpe.pt", description="rmvpe", **t)
+        self.input_path = w.Text(placeholder="optional input .wav/.flac", description="input audio", **t)
+
+    def controls(self):
+        return [self.name, self.model, self.hubert, self.index, self.rmvpe, self.input_path]
+
+    def compute(self):
+        added = []
+        if self.model.value.strip():
+            vf = self.wb.add_voice(self.name.value.strip() or "my voice", self.model.value.strip(),
+                                   self.hubert.value.strip(), self.index.value.strip() or None,
+                                   self.rmvpe.value.strip() or None)
+            self.wb.models(vf.name)  # load now: a bad file fails here, with its name
+            added.append(f"voice {vf.name}")
+        if self.input_path.value.strip():
+            added.append(f"input {self.wb.add_input_file(self.input_path.value.strip())}")
+        return added
+
+    def render(self, result):
+        print("added: " + (", ".join(result) if result else "nothing (fill a path first)"))
+        print("voices:", ", ".join(self.wb.voices), "| inputs:", ", ".join(self.wb.inputs))
+
+
+class _ChainControls:
+    """Voice, input and the common conversion settings."""
+
+    def __init__(self, wb: Workbench):
+        cfg = wb.config
+        self.wb = wb
+        self.voice = _dropdown(wb.voices, description="voice")
+        self.input = _dropdown(wb.inputs, description="input")
+        self.f0 = _dropdown(cfg.f0_choices, cfg.f0_method, "F0 method")
+        self.pitch = _slider(int, "pitch (semitones)", 0, -24, 24, 1)
+        self.index_rate = _slider(float, "index rate", 0.0, 0.0, 1.0, 0.05)
+        self.block = _slider(float, "block time (s)", cfg.block_time, 0.05, 1.0, 0.01)
+        self.extra = _slider(float, "extra time (s)", cfg.extra_time, 0.0, 5.0, 0.1)
+        self.crossfade = _slider(float, "crossfade (s)", cfg.crossfade_time, 0.01, 0.2, 0.01)
+
+    def refresh(self):
+        """Pick up voices/inputs added since the controls were made (keeps the current choice)."""
+        for control, names in ((self.voice, list(self.wb.voices)), (self.input, list(self.wb.inputs))):
+            if list(control.options) != names:
+                current = control.value
+                control.options = names
+                control.value = current if current in names else names[0]
+
+    def list(self, stream: bool = True):
+        import ipywidgets as w
+
+        rows = [w.HBox([self.voice, self.input, self.f0]), w.HBox([self.pitch, self.index_rate])]
+        if stream:
+            rows.append(w.HBox([self.block, self.extra, self.crossfade]))
+        return rows
+
+    def offline_settings(self, noise: bool = False):
+        from rvc_lab.convert.offline import OfflineSettings
+
+        return OfflineSettings(f0_method=self.f0.value, pitch=self.pitch.value, index_rate=self.index_rate.value,
+                               noise=noise)
+
+    def stream_settings(self, noise: bool = False):
+        from rvc_lab.convert.streaming import StreamSettings
+
+        return StreamSettings(block_time=self.block.value, extra_time=self.extra.value,
+                              crossfade_time=min(self.crossfade.value, self.block.value), f0_method=self.f0.value,
+                              pitch=self.pitch.value, index_rate=self.index_rate.value, noise=noise)
+
+
+class AuditionPanel(Panel):
+    """Hear the input, the offline output and the streamed output of one setting."""
+
+    title = "Audition: input, offline, streaming"
+
+    def __init__(self, workbench: Workbench):
+        super().__init__()
+        self.wb = workbench
+        self.chain = _ChainControls(workbench)
+
+    def controls(self):
+        return self.chain.list(stream=True)
+
+    def compute(self) -> Conversion:
+        self.chain.refresh()
+        models = self.wb.models(self.chain.voice.value)
+        x, sr = self.wb.input(self.chain.input.value)
+        return convert_both(models, x, sr, self.chain.offline_settings(), self.chain.stream_settings())
+
+    def render(self, c: Conversion):
+        import ipywidgets as w
+        from IPython.display import display
+
+        vf = self.wb.voices[self.chain.voice.value]
+        if vf.synthetic:
+            display(w.HTML("<i>Random-weight demo voice: the outputs are noise-like by design "
+                           "(timing and parity are real; timbre is not).</i>"))
+        display(w.HBox([_labelled(f"input ({c.input_sr} Hz)", _audio(c.input, c.input_sr)),
+                        _labelled(f"offline ({c.offline_sr} Hz, {c.offline_s:.1f} s)", _audio(c.offline, c.offline_sr)),
+                        _labelled(f"streamed ({c.stream_sr} Hz, {c.stream_s:.1f} s)", _audio(c.stream, c.stream_sr))]))
+
+
+class ABPanel(Panel):
+    """Offline conversion with two settings side by side, and how far apart the outputs are."""
+
+    title = "A/B: two settings"
+
+    def __init__(self, workbench: Workbench):
+        super().__init__()
+        self.wb = workbench
+        self.a = _ChainControls(workbench)
+        self.b = _ChainControls(workbench)
+        self.b.pitch.value = 12
+        for c in (self.b.voice, self.b.input):
+            c.disabled = True  # A and B differ in settings only
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [w.HTML("<b>A</b>"), *self.a.list(stream=False), w.HTML("<b>B</b>"),
+                w.HBox([self.b.f0, self.b.pitch, self.b.index_rate])]
+
+    def compute(self) -> dict:
+        from rvc_lab.audio import prepare_input
+        from rvc_lab.convert.offline import convert_offline
+        from rvc_lab.metrics.compare import compare_audio
+
+        self.a.refresh()
+        models = self.wb.models(self.a.voice.value)
+        x, sr = self.wb.input(self.a.input.value)
+        x16 = prepare_input(x, sr)
+        outs = {}
+        for label, ctl in (("A", self.a), ("B", self.b)):
+            r = convert_offline(models, x16, ctl.offline_settings())
+            outs[label] = (r.audio.astype(np.float32) / 32768.0, r.sr, ctl.offline_settings())
+        (ya, sra, _), (yb, _, _) = outs["A"], outs["B"]
+        metrics = compare_audio(yb - yb.mean(), ya - ya.mean(), sra, align=True, max_delay_s=0.05, f0_method="dio")
+        return {"outputs": outs, "metrics": metrics}
+
+    def render(self, result):
+        import ipywidgets as w
+        from IPython.display import display
+
+        boxes = []
+        for label, (y, sr, s) in result["outputs"].items():
+            boxes.append(_labelled(f"{label}: {s.f0_method}, pitch {s.pitch:+g}, index {s.index_rate:g}", _audio(y, sr)))
+        display(w.HBox(boxes))
+        m = result["metrics"]
+        keys = ("delay_ms", "rel_l2", "snr_db", "mcd_db", "log_spectral_distance_db", "f0_corr", "f0_cents_mae")
+        display(pd.DataFrame({"B vs A": [m[k] for k in keys]}, index=list(keys)))
+
+
+class ParityPanel(Panel):
+    """Streaming vs offline divergence per stage over extra_time (and block_time)."""
+
+    title = "Streaming vs offline"
+
+    def __init__(self, workbench: Workbench):
+        import ipywidgets as w
+
+        super().__init__()
+        self.wb = workbench
+        cfg = workbench.config
+        self.chain = _ChainControls(workbench)
+        self.extras = w.Text(value=", ".join(f"{v:g}" for v in cfg.parity_extra_times), description="extra times (s)",
+                             style={"description_width": "initial"})
+        self.blocks = w.Text(value=", ".join(f"{v:g}" for v in cfg.parity_block_times), description="block times (s)",
+                             style={"description_width": "initial"})
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [w.HBox([self.chain.voice, self.chain.input, self.chain.f0]), w.HBox([self.extras, self.blocks])]
+
+    def compute(self):
+        from rvc_lab.parity import parity_stream_settings, parity_sweep
+
+        self.chain.refresh()
+        extras = [float(v) for v in self.extras.value.replace(";", ",").split(",") if v.strip()]
+        blocks = [float(v) for v in self.blocks.value.replace(";", ",").split(",") if v.strip()]
+        models = self.wb.models(self.chain.voice.value)
+        x, sr = self.wb.input(self.chain.input.value)
+        base = parity_stream_settings(f0_method=self.chain.f0.value, block_time=blocks[0])
+        return parity_sweep(models, x, sr, base, extra_times=extras, block_times=blocks, keep_results=True)
+
+    def render(self, sweep):
+        from IPython.display import display
+
+        from rvc_lab import plots
+
+        display(sweep.drop(columns=["crossfade_time"]).round(4))
+        show_figure(plots.plot_parity_sweep(sweep))
+        detail = max(sweep.attrs["results"], key=lambda r: r.settings.extra_time)
+        display(detail.stages.round(4))
+        show_figure(plots.plot_parity_blocks(detail))
+        show_figure(plots.plot_parity_waveforms(detail, seconds=1.5))
+
+
+class F0Panel(Panel):
+    """Pick test tones and methods: estimated vs true F0, and that tone's scores."""
+
+    title = "F0 on a test tone"
+
+    def __init__(self, results: pd.DataFrame, suite, rmvpe_path: str | None = None):
+        import ipywidgets as w
+
+        super().__init__()
+        self.results = results
+        self.suite = {c.name: c for c in suite}
+        self.rmvpe_path = rmvpe_path
+        ran = [m for m in dict.fromkeys(results["method"]) if (results.loc[results.method == m, "status"] == "ok").any()]
+        self.tone = _dropdown(self.suite, description="test tone")
+        self.methods = w.SelectMultiple(options=ran, value=tuple(ran), description="methods",
+                                        rows=min(7, max(2, len(ran))))
+        self._tracks: dict = {}
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [w.HBox([self.tone, self.methods])]
+
+    def track(self, method: str, tone: str) -> np.ndarray:
+        """F0 track (Hz, 10 ms) of ``method`` on a tone (cached)."""
+        from rvc_lab.f0 import F0Estimator
+
+        key = (method, tone)
+        if key not in self._tracks:
+            self._tracks[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path).track(self.suite[tone].audio)
+        return self._tracks[key]
+
+    def compute(self):
+        case = self.suite[self.tone.value]
+        tracks = {m: self.track(m, case.name) for m in self.methods.value}
+        scores = self.results[(self.results.signal == case.name) & self.results.method.isin(self.methods.value)]
+        return case, tracks, scores
+
+    def render(self, result):
+        from IPython.display import display
+
+        from rvc_lab import plots
+
+        case, tracks, scores = result
+        display(case.description)
+        show_figure(plots.plot_f0_tracks(case.times, case.f0_hz, tracks, f"estimated vs true F0: {case.name}"))
+        cols = ["method", "raw_pitch_accuracy", "cents_mae", "gross_pitch_error", "voicing_recall",
+                "voicing_false_alarm", "f0_corr", "ms_per_s"]
+        display(scores[cols].set_index("method").round(3))
+
+
+class LatencyPanel(Panel):
+    """Stage timing of the realtime chain: per-stage bars, per-block timeline, load histogram."""
+
+    title = "Latency profile"
+
+    def __init__(self, workbench: Workbench):
+        super().__init__()
+        self.wb = workbench
+        self.chain = _ChainControls(workbench)
+        self.threads = _slider(int, "torch threads", min(2, os.cpu_count() or 1), 1, max(1, os.cpu_count() or 1), 1)
+        self.history: list = []
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [w.HBox([self.chain.voice, self.chain.input, self.chain.f0]),
+                w.HBox([self.chain.block, self.chain.extra, self.chain.crossfade]), self.threads]
+
+    def compute(self):
+        self.chain.refresh()
+        models = self.wb.models(self.chain.voice.value)
+        x, sr = self.wb.input(self.chain.input.value)
+        x = x[: int(self.wb.config.latency_seconds * sr)]
+        s = self.chain.stream_settings(noise=True)
+        prof = profile_stream(models, x, sr, s, threads=self.threads.value,
+                              label=f"{s.block_time * 1000:.0f} ms / {s.extra_time:g} s / {s.f0_method} / "
+                                    f"{self.threads.value} thr")
+        self.history.append(prof)
+        return prof
+
+    def render(self, prof):
+        from IPython.display import display
+
+        from rvc_lab import plots
+
+        display(pd.DataFrame([p.row() for p in self.history]).round(3))
+        show_figure(plots.plot_stage_breakdown({p.label: p.trace for p in self.history[-6:]}))
+        show_figure(plots.plot_block_timeline(prof.trace))
+        show_figure(plots.plot_load_histogram(prof.trace))
+        display(prof.stages.round(2))

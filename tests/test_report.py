@@ -1,0 +1,115 @@
+"""``rvc-lab report --quick`` builds a self-contained page that a real browser renders cleanly.
+
+The page is opened in headless Debian chromium through selenium and chromedriver: it must load,
+every image must decode (naturalWidth > 0), and the console must hold no error.  Chromium is a
+Debian package (``scripts/system-packages.sh`` installs it); without it the browser test skips.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory, demo_assets):
+    from rvc_lab.cli import main
+
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", "--quick", "-o", str(out)]) == 0
+    return out
+
+
+def test_report_files_and_content(report_dir):
+    page = (report_dir / "index.html").read_text(encoding="utf-8")
+    for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "report.json"):
+        assert (report_dir / name).stat().st_size > 0, name
+    assert not list(report_dir.glob(".*.tmp")), "temporary files left behind"
+    # self-contained: every src/href is inline data or an in-page anchor
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", page)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), [r[:40] for r in refs if not r.startswith(("data:", "#"))]
+    assert "<link rel='stylesheet'" not in page and "@import" not in page and "<script" not in page
+    images = re.findall(r'<img src="data:image/png;base64,', page)
+    assert len(images) >= 8
+    # the sections, and the plain statement about random weights
+    for heading in ("F0 accuracy on test tones", "Streaming vs offline", "Latency per stage", "Metric tables",
+                    "Environment"):
+        assert heading in page
+    assert "synthetic (seeded random numbers), not trained" in page
+    summary = json.loads((report_dir / "report.json").read_text())
+    assert summary["synthetic_weights"] is True and summary["quick"] is True
+    assert summary["environment"]["torch"] and summary["environment"]["cpu_count"] >= 1
+
+
+def test_report_tables_hold_measurements(report_dir):
+    import pandas as pd
+
+    bench = pd.read_csv(report_dir / "f0_bench.csv")
+    ok = bench[bench.status == "ok"]
+    assert set(ok.method) == {"pm", "dio", "fcpe"}
+    # a 440 Hz sine is tracked by pm and fcpe within 50 cents on nearly every frame
+    sine = ok[(ok.signal == "sine_440") & ok.method.isin(["pm", "fcpe"])]
+    assert (sine.raw_pitch_accuracy > 0.9).all()
+    sweep = pd.read_csv(report_dir / "parity_sweep.csv")
+    assert sorted(sweep.extra_time) == [0.1, 0.5]
+    assert np.isfinite(sweep.features_rel_l2).all()
+    trace = pd.read_csv(report_dir / "latency_trace.csv")
+    assert (trace.total > 0).all() and (trace.generator > 0).all()
+    assert (trace[["content_features", "f0", "generator"]].sum(axis=1) <= trace.total + 1e-6).all()
+
+
+def _browser(profile_dir: Path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("chromium/chromedriver not installed (scripts/system-packages.sh installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}", "--window-size=1200,2400"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
+
+
+def test_report_renders_in_chromium(report_dir, tmp_path):
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get((report_dir / "index.html").resolve().as_uri())
+        assert driver.execute_script("return document.readyState") == "complete"
+        assert driver.title == "rvc_lab report"
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);")
+        assert len(images) >= 8
+        broken = [alt for complete, w, h, alt in images if not (complete and w > 0 and h > 0)]
+        assert not broken, f"images that did not decode: {broken}"
+        audio = driver.execute_script("return document.querySelectorAll('audio').length")
+        assert audio == 3
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not errors, errors
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        pixels = np.asarray(im.convert("L"), dtype=float)
+    assert pixels.shape[0] >= 1000 and pixels.std() > 10, "screenshot looks blank"
+
+
+def test_report_voice_flags_need_hubert(tmp_path, capsys):
+    from rvc_lab.cli import main
+
+    assert main(["report", "-o", str(tmp_path), "--model", "voice.pth"]) == 2
+    assert "--hubert" in capsys.readouterr().err
