@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from rvc_lab.errors import ModelFileError
-from rvc_lab.files.safe_load import safe_torch_load
+from rvc_lab.files.safe_load import atomic_torch_save, safe_torch_load
 from rvc_lab.models.hubert import HubertBase, HubertConfig, fold_weight_norm, split_weight_norm
 
 logger = logging.getLogger(__name__)
@@ -484,20 +484,6 @@ def _file_state(model: HubertBase, scheme: str, dtype: torch.dtype) -> "OrderedD
     return out
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    """torch.save into a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_fairseq_checkpoint(model: HubertBase, path: str | os.PathLike) -> Path:
     """Write ``model`` as a fairseq HuBERT pretraining checkpoint (what classic RVC ships).
 
@@ -529,7 +515,7 @@ def write_fairseq_checkpoint(model: HubertBase, path: str | os.PathLike) -> Path
         last_optimizer_state=None,
     )
     path = Path(path)
-    _save_atomic(ckpt, path)
+    atomic_torch_save(ckpt, path)
     return path
 
 
@@ -578,7 +564,7 @@ def write_hf_directory(model: HubertBase, dirpath: str | os.PathLike) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     state = _file_state(model, "hf", torch.float32)
     state["masked_spec_embed"] = torch.zeros(model.cfg.embed_dim, dtype=torch.float32)
-    _save_atomic(state, d / "pytorch_model.bin")
+    atomic_torch_save(state, d / "pytorch_model.bin")
     for name, content in (("config.json", _hf_config_json(model.cfg)), ("preprocessor_config.json", PREPROCESSOR_CONFIG)):
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:

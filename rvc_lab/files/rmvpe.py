@@ -11,14 +11,13 @@ import functools
 import hashlib
 import logging
 import os
-import tempfile
 from typing import Dict, Mapping, Tuple, Union
 
 import numpy as np
 import torch
 
 from rvc_lab.errors import ModelFileError
-from rvc_lab.files.safe_load import safe_torch_load
+from rvc_lab.files.safe_load import atomic_torch_save, safe_torch_load
 from rvc_lab.models.rmvpe import RMVPE, RMVPENet
 
 log = logging.getLogger(__name__)
@@ -133,18 +132,7 @@ def write_rmvpe(model: Union[RMVPE, RMVPENet, Mapping[str, torch.Tensor]], path:
             packed[key] = value.reshape(1).to(torch.long)
         else:
             packed[key] = value.to(torch.float16).contiguous()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".rmvpe-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        torch.save(packed, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(packed, path)
 
 
 def random_rmvpe_weights(seed: int) -> Dict[str, torch.Tensor]:

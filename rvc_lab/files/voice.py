@@ -19,14 +19,13 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
 
 from rvc_lab.errors import ModelFileError
-from rvc_lab.files.safe_load import safe_torch_load
+from rvc_lab.files.safe_load import atomic_torch_save, safe_torch_load
 from rvc_lab.models.synth_spec import (
     CONFIG_FIELDS,
     FEATURE_DIM,
@@ -246,16 +245,7 @@ def write_voice(
     cpt["f0"] = 1 if if_f0 else 0
     cpt["version"] = version
     parse_voice(path, cpt)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".voice-", suffix=".pth.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(cpt, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(cpt, path)
     return path
 
 
