@@ -92,3 +92,25 @@ class PitchMethod(abc.ABC):
     @abc.abstractmethod
     def track(self, x16k: AudioLike) -> np.ndarray:
         """Time-aligned raw f0 of a whole signal: ``N//160 + 1`` frames."""
+
+
+class WholeSignalPitch(PitchMethod):
+    """A method whose offline, realtime and track outputs are one and the same analysis.
+
+    Neural trackers (rmvpe, fcpe) are called identically by upstream's offline and realtime
+    paths: ``N//160 + 1`` frames of the given audio, not cut to ``p_len``.  Subclasses implement
+    :meth:`_f0` only.
+    """
+
+    @abc.abstractmethod
+    def _f0(self, x16k: AudioLike) -> np.ndarray:
+        """Raw f0 (Hz, 0 = unvoiced) of the whole input, ``N//160 + 1`` frames."""
+
+    def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
+        return self._f0(x16k)
+
+    def realtime(self, x16k: torch.Tensor) -> np.ndarray:
+        return self._f0(x16k)
+
+    def track(self, x16k: AudioLike) -> np.ndarray:
+        return self._f0(x16k)

@@ -15,7 +15,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from rvc_lab.f0.base import SAMPLE_RATE, AudioLike, PitchMethod, as_tensor_audio
+from rvc_lab.f0.base import SAMPLE_RATE, AudioLike, WholeSignalPitch, as_tensor_audio
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ DECODER_MODE = "local_argmax"
 VOICING_THRESHOLD = 0.006
 
 
-class FcpePitch(PitchMethod):
+class FcpePitch(WholeSignalPitch):
     name = "fcpe"
 
     def __init__(self, device: Union[str, torch.device] = "cpu") -> None:
@@ -48,13 +48,3 @@ class FcpePitch(PitchMethod):
         audio = as_tensor_audio(x16k).unsqueeze(0)
         f0 = self.model.infer(audio, sr=SAMPLE_RATE, decoder_mode=DECODER_MODE, threshold=VOICING_THRESHOLD)
         return f0.reshape(-1).detach().cpu().numpy()
-
-    def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
-        """float32 Hz, ``len(x)//160 + 1`` frames (not cut to ``p_len``, as upstream)."""
-        return self._f0(x16k)
-
-    def realtime(self, x16k: torch.Tensor) -> np.ndarray:
-        return self._f0(x16k)
-
-    def track(self, x16k: AudioLike) -> np.ndarray:
-        return self._f0(x16k)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rvc_lab.errors import InvalidAudioError
-from rvc_lab.f0.base import AudioLike, PitchMethod
+from rvc_lab.f0.base import AudioLike, WholeSignalPitch
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ VOICING_THRESHOLD = 0.03
 MIN_SAMPLES = 513
 
 
-class RmvpePitch(PitchMethod):
+class RmvpePitch(WholeSignalPitch):
     name = "rmvpe"
 
     def __init__(self, model_path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> None:
@@ -47,13 +47,3 @@ class RmvpePitch(PitchMethod):
                 f"rmvpe needs at least {MIN_SAMPLES} samples at 16 kHz (32 ms), got {len(x16k)}"
             )
         return self.model.infer_from_audio(x16k, threshold=VOICING_THRESHOLD)
-
-    def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
-        """float64 Hz, ``len(x)//160 + 1`` frames (not cut to ``p_len``, as upstream)."""
-        return self._f0(x16k)
-
-    def realtime(self, x16k: torch.Tensor) -> np.ndarray:
-        return self._f0(x16k)
-
-    def track(self, x16k: AudioLike) -> np.ndarray:
-        return self._f0(x16k)
