@@ -262,8 +262,17 @@ class StreamingConverter:
 
         y = self._silence_gate(x) if s.threshold > -60 else x
         self._push_input(y)
+        if s.input_noise_reduce:
+            with self.timer.stage("noise_reduce"):
+                src = self._denoise_input()
+            n16 = g.block_frame_16k + 160
+        else:
+            src = self.input_wav[-y.shape[0] - 2 * g.zc :]
+            n16 = 160 * (y.shape[0] // g.zc + 1)
         with self.timer.stage("input_resample"):
-            self._resample_input(y)
+            # refresh the tail of the 16 kHz ring from the new samples plus 2 zc of left context;
+            # the first 10 ms of the resampled piece only served as context and is dropped
+            self.input_wav_res[-n16:] = self.resampler_in(src)[160:]
         out = self._infer(seed=None if s.seed is None else s.seed + k)
         if self.resampler_out is not None:
             with self.timer.stage("output_resample"):
@@ -310,23 +319,18 @@ class StreamingConverter:
         self.input_wav[-y.shape[0] :] = torch.from_numpy(np.ascontiguousarray(y))
         self.input_wav_res[: -g.block_frame_16k] = self.input_wav_res[g.block_frame_16k :].clone()
 
-    def _resample_input(self, y: np.ndarray) -> None:
-        """Refresh the tail of the 16 kHz ring from the new samples (plus 2 zc of left context)."""
+    def _denoise_input(self) -> torch.Tensor:
+        """Spectral-gate the newest block (noise reference: the whole input ring), crossfaded with the
+        previous gated tail; returns the denoised samples to resample (block + 2 zc)."""
         g = self.geometry
-        if self.settings.input_noise_reduce:
-            with self.timer.stage("noise_reduce"):
-                self.input_wav_denoise[: -g.block_frame] = self.input_wav_denoise[g.block_frame :].clone()
-                seg = self.input_wav[-g.sola_buffer_frame - g.block_frame :]
-                seg = self._spectral_gate()(seg.unsqueeze(0), self.input_wav.unsqueeze(0)).squeeze(0)
-                seg[: g.sola_buffer_frame] *= self.fade_in
-                seg[: g.sola_buffer_frame] += self.nr_buffer * self.fade_out
-                self.input_wav_denoise[-g.block_frame :] = seg[: g.block_frame]
-                self.nr_buffer[:] = seg[g.block_frame :]
-            src = self.input_wav_denoise[-g.block_frame - 2 * g.zc :]
-            self.input_wav_res[-g.block_frame_16k - 160 :] = self.resampler_in(src)[160:]
-        else:
-            src = self.input_wav[-y.shape[0] - 2 * g.zc :]
-            self.input_wav_res[-160 * (y.shape[0] // g.zc + 1) :] = self.resampler_in(src)[160:]
+        self.input_wav_denoise[: -g.block_frame] = self.input_wav_denoise[g.block_frame :].clone()
+        seg = self.input_wav[-g.sola_buffer_frame - g.block_frame :]
+        seg = self._spectral_gate()(seg.unsqueeze(0), self.input_wav.unsqueeze(0)).squeeze(0)
+        seg[: g.sola_buffer_frame] *= self.fade_in
+        seg[: g.sola_buffer_frame] += self.nr_buffer * self.fade_out
+        self.input_wav_denoise[-g.block_frame :] = seg[: g.block_frame]
+        self.nr_buffer[:] = seg[g.block_frame :]
+        return self.input_wav_denoise[-g.block_frame - 2 * g.zc :]
 
     def _spectral_gate(self):
         if self._gate is None:
