@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
-from rvc_lab.files.synthetic import demo_assets
-from rvc_lab.instrument import STAGES, StageTimer, load_summary, stage_summary
-from rvc_lab.reference import default_cache_dir
+from rvc_lab.files.synthetic import cached_demo_assets
+from rvc_lab.instrument import StageTimer, load_summary, stage_summary
 
 #: (label, settings): upstream's defaults, and the low-latency configuration of issue 3.
 CONFIGS = [
@@ -55,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--csv", help="write all per-block rows here")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    paths = demo_assets(default_cache_dir() / "demo-assets-seed0", seed=0)
+    paths = cached_demo_assets(seed=0)
     models = ConverterModels.load(paths["demo_v2_40k_f0"], hubert=paths["hubert"], index=paths["demo_v2_40k_f0_index"],
                                   rmvpe=paths["rmvpe"])
     rows = []

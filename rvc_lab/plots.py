@@ -70,8 +70,7 @@ def plot_f0_accuracy(results, metric: str = "raw_pitch_accuracy", title: str | N
     masked = np.ma.masked_invalid(values)
     import matplotlib
 
-    cm = matplotlib.colormaps[cmap].copy()
-    cm.set_bad("#dddddd")
+    cm = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")
     im = ax.imshow(masked, cmap=cm, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect="auto")
     norm = im.norm
     for i in range(values.shape[0]):
@@ -198,10 +197,11 @@ def plot_parity_blocks(result):
     items = (("feat_rel_l2", "features rel. L2", "#1f77b4"), ("f0_cents_mae", "F0 |error| (cents)", "#2ca02c"),
              ("gen_rel_l2", "generator rel. L2", "#d62728"))
     for ax, (col, label, colour) in zip(axes[:, 0], items):
-        ax.bar(b["t_end_s"], b[col], width=0.8 * result.settings.block_time, color=colour, align="edge")
+        bt = result.settings.block_time
+        ax.bar(b["t_end_s"] - bt, b[col], width=0.9 * bt, color=colour, align="edge")  # bar spans its block
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3, axis="y")
-    axes[-1, 0].set_xlabel("input time at the end of the block (s)")
+    axes[-1, 0].set_xlabel("input time (s); one bar per block")
     s = result.settings
     fig.suptitle(f"per block: block {s.block_time:g} s, extra {s.extra_time:g} s, {s.f0_method}", fontsize=10)
     return fig
@@ -294,8 +294,10 @@ def plot_stage_breakdown(traces: dict, block_ms: float | None = None, statistic:
     ax.set_title("where a block's time goes (stacked by stage)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(alpha=0.3, axis="y")
-    if len(labels) > 3:
-        ax.tick_params(axis="x", labelrotation=30)
+    if len(labels) > 3 or (len(labels) > 1 and max(len(str(lb)) for lb in labels) > 14):
+        ax.tick_params(axis="x", labelrotation=20)
+        for t in ax.get_xticklabels():
+            t.set_horizontalalignment("right")
     return fig
 
 

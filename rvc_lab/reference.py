@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rvc_lab.errors import RVCLabError, SettingsError
+from rvc_lab.files.synthetic import default_cache_dir  # noqa: F401  (re-exported for scripts)
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +117,12 @@ def resolve_assets(spec: dict, cache_dir: str | os.PathLike | None = None) -> di
     ``"files"``: paths given as they are (relative paths are relative to the case directory's parent).
     """
     if spec.get("source") == "demo":
-        from rvc_lab.files.synthetic import demo_assets
+        from rvc_lab.files.synthetic import cached_demo_assets
 
-        cache = Path(cache_dir or default_cache_dir()) / f"demo-assets-seed{spec['seed']}"
-        paths = demo_assets(cache, seed=int(spec["seed"]))
+        paths = cached_demo_assets(int(spec["seed"]), cache_dir)
         return {k: (str(paths[spec[k]]) if spec.get(k) else None) for k in ("model", "index")} | {
             "hubert": str(paths["hubert"]), "rmvpe": str(paths["rmvpe"])}
     return {k: spec.get(k) for k in ("model", "index", "hubert", "rmvpe")}
-
-
-def default_cache_dir() -> Path:
-    """``$RVC_LAB_CACHE`` or ``<repo>/.cache`` when running from a checkout, else ``~/.cache/rvc_lab``."""
-    if os.environ.get("RVC_LAB_CACHE"):
-        return Path(os.environ["RVC_LAB_CACHE"])
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "rvc_lab"
 
 
 # ----------------------------------------------------------------------------- running

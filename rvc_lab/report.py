@@ -29,24 +29,17 @@ import numpy as np
 import pandas as pd
 
 from rvc_lab.errors import SettingsError
+from rvc_lab.files.synthetic import default_cache_dir
 
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 0
 DEMO_VOICE = "demo_v2_40k_f0"
+#: Index rate of the latency runs when the voice has an index (upstream's offline default).
+LATENCY_INDEX_RATE = 0.75
 
 
 # ----------------------------------------------------------------------------- assets
-def default_cache_dir() -> Path:
-    """``$RVC_LAB_CACHE``, else ``<repo>/.cache`` in a checkout, else ``~/.cache/rvc_lab``."""
-    if os.environ.get("RVC_LAB_CACHE"):
-        return Path(os.environ["RVC_LAB_CACHE"])
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
-        return repo / ".cache"
-    return Path.home() / ".cache" / "rvc_lab"
-
-
 @dataclass
 class VoiceFiles:
     """The files one conversion needs.
@@ -79,10 +72,9 @@ class VoiceFiles:
 def demo_voice_files(voice: str = DEMO_VOICE, seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None,
                      with_index: bool = True) -> VoiceFiles:
     """Demo assets (written once into ``<cache>/demo-assets-seed<seed>``) as :class:`VoiceFiles`."""
-    from rvc_lab.files.synthetic import demo_assets
+    from rvc_lab.files.synthetic import cached_demo_assets
 
-    root = Path(cache_dir or default_cache_dir()) / f"demo-assets-seed{seed}"
-    paths = demo_assets(root, seed=seed)
+    paths = cached_demo_assets(seed, cache_dir)
     if voice not in paths:
         names = [k for k in paths if k.startswith("demo_") and not k.endswith("_index")]
         raise SettingsError(f"unknown demo voice {voice!r}; choose one of {', '.join(names)}")
@@ -91,7 +83,7 @@ def demo_voice_files(voice: str = DEMO_VOICE, seed: int = DEMO_SEED, cache_dir: 
                       rmvpe=str(paths["rmvpe"]), synthetic=True)
 
 
-def demo_voice_names(seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None) -> list[str]:
+def demo_voice_names() -> list[str]:
     """Names of the demo voices (``demo_v2_40k_f0``, ...)."""
     from rvc_lab.files.synthetic import DEMO_VOICES
 
@@ -273,13 +265,13 @@ class ReportPlan:
     parity_f0 : str
         F0 method of the parity runs.
     latency_configs : tuple of dict
-        StreamSettings overrides, one latency profile each.
+        StreamSettings overrides (plus ``threads``: torch threads), one latency profile each.
     latency_seconds : float
         Input length for latency runs (s).
     """
 
     quick: bool = False
-    input_seconds: float = 4.0
+    input_seconds: float = 3.0
     stream_sr: int = 48000
     bench_methods: tuple = ("pm", "harvest", "dio", "crepe-tiny", "rmvpe", "fcpe")
     bench_signals: tuple | None = None
@@ -290,10 +282,13 @@ class ReportPlan:
     latency_configs: tuple = (
         {"block_time": 0.25, "extra_time": 2.5, "f0_method": "rmvpe"},
         {"block_time": 0.25, "extra_time": 2.5, "f0_method": "fcpe"},
+        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "fcpe", "threads": 1},
         {"block_time": 0.25, "extra_time": 1.0, "f0_method": "fcpe"},
         {"block_time": 0.1, "extra_time": 0.5, "f0_method": "fcpe"},
     )
-    latency_seconds: float = 3.0
+    latency_seconds: float = 2.5
+    #: Signals the random-weight rmvpe runs on (its accuracy means nothing; only its cost does).
+    synthetic_rmvpe_signals: tuple = ("complex_220", "glide_120_480", "noisy_220_snr10")
 
     @classmethod
     def for_run(cls, quick: bool) -> "ReportPlan":
@@ -376,10 +371,15 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
         cfg = dict(cfg)
         if cfg.get("f0_method") == "rmvpe" and not voice.rmvpe:
             continue
-        if not models.voice.if_f0 and cfg.get("f0_method") != plan.latency_configs[0].get("f0_method"):
-            continue  # F0 is not run: configs differing only in F0 method are duplicates
+        threads = cfg.pop("threads", None)
+        if models.index is not None:
+            cfg.setdefault("index_rate", LATENCY_INDEX_RATE)  # so the retrieval stage is timed too
         s = StreamSettings(**cfg)
-        data.latency.append(profile_stream(models, lat_audio, sr, s))
+        label = f"block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, " + (
+            s.f0_method if models.voice.if_f0 else "no F0") + (f", {threads} thread" if threads else "")
+        if any(lp.label == label for lp in data.latency):
+            continue  # a voice without F0 makes configs that differ only in F0 method identical
+        data.latency.append(profile_stream(models, lat_audio, sr, s, threads=threads, label=label))
     timings["latency profile"] = time.perf_counter() - t
 
     d = data.parity_detail
@@ -389,6 +389,9 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
         "streamed output (aligned)": (_aligned_stream(d), d.sr),
     }
     data.environment["torch_threads_during_run"] = torch.get_num_threads()
+    if hasattr(os, "getloadavg"):
+        # timings move with the machine's load: say what it was at the end too
+        data.environment["load_average_at_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return data
 
 
@@ -425,10 +428,16 @@ def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
 
     suite = tone_suite(BENCH_SAMPLE_RATE, plan.bench_seconds, names=plan.bench_signals)
     methods = [m for m in plan.bench_methods if m != "rmvpe" or rmvpe_path]
-    results = run_f0_bench(methods=methods, rmvpe_path=rmvpe_path, suite=suite)
-    if synthetic and rmvpe_path and "rmvpe" in methods:
-        # the demo rmvpe.pt has random weights: its row measures cost, not accuracy
-        results.loc[results["method"] == "rmvpe", "method"] = "rmvpe (random weights)"
+    random_rmvpe = synthetic and "rmvpe" in methods
+    results = run_f0_bench(methods=[m for m in methods if not (random_rmvpe and m == "rmvpe")],
+                           rmvpe_path=rmvpe_path, suite=suite)
+    if random_rmvpe:
+        # the demo rmvpe.pt has random weights: its row measures cost, not accuracy, so a few
+        # signals are enough
+        few = [c for c in suite if c.name in plan.synthetic_rmvpe_signals] or suite[:1]
+        extra = run_f0_bench(methods=["rmvpe"], rmvpe_path=rmvpe_path, suite=few)
+        extra["method"] = "rmvpe (random weights)"
+        results = pd.concat([results, extra], ignore_index=True)
     summary = bench_summary(results)
     tracks = {}
     shown = [c for c in suite if c.name in ("glide_120_480", "vibrato_300", "gaps_200")][:2] or suite[:1]
@@ -437,7 +446,7 @@ def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
     for case in shown:
         est = {}
         for m in methods:
-            if m == "rmvpe" and synthetic:
+            if m == "rmvpe" and random_rmvpe:
                 continue
             try:
                 est[m] = F0Estimator(m, rmvpe_path=rmvpe_path).track(case.audio)
@@ -460,10 +469,11 @@ img { max-width: 100%; height: auto; display: block; margin: .6rem 0; border: 1p
 .note { color: #555; font-size: .9rem; }
 .clips { display: flex; gap: 1.5rem; flex-wrap: wrap; } .clips div { font-size: .85rem; }
 nav ul { columns: 2; } code { background: #f4f4f4; padding: 0 .2rem; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
-def _table(df: pd.DataFrame, index: bool = False, digits: int = 3) -> str:
+def _table(df: pd.DataFrame, index: bool = False, digits: int = 4) -> str:
     def fmt(v):
         if isinstance(v, (float, np.floating)):
             if not np.isfinite(v):
@@ -479,7 +489,13 @@ def _table(df: pd.DataFrame, index: bool = False, digits: int = 3) -> str:
             f"<td class='num'>{fmt(r[c])}</td>" if isinstance(r[c], (int, float, np.integer, np.floating))
             and not isinstance(r[c], bool) else f"<td>{fmt(r[c])}</td>" for c in cols]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "</div>")
+
+
+def _key_values(items) -> str:
+    """Two-column table of (name, value) pairs, values as text."""
+    return _table(pd.DataFrame([(str(k), str(v)) for k, v in items], columns=["item", "value"]))
 
 
 def _img(fig, alt: str) -> str:
@@ -532,13 +548,13 @@ def render_html(data: ReportData) -> str:
     else:
         parts.append("<p>Model files supplied by the user (weights not checked for being trained).</p>")
     v = data.voice
-    parts.append(_table(pd.DataFrame([
+    parts.append(_key_values([
         ("voice", v.model), ("content encoder", v.hubert), ("index", v.index or "none"),
         ("rmvpe", v.rmvpe or "none (rmvpe method skipped)"), ("input", data.speech_description),
         ("voice version / rate / F0", f"{data.voice_summary.get('version')} / {data.voice_summary.get('sample_rate')} Hz"
                                       f" / {data.voice_summary.get('f0')}"),
         ("voice info", str(data.voice_summary.get("info", ""))[:200]),
-    ], columns=["item", "value"])))
+    ]))
     for note in data.notes:
         parts.append(f"<p class='note'>{esc(note)}</p>")
     clips = "".join(f"<div>{esc(name)}<br><audio controls preload='none' src='{_wav_data_uri(x, sr)}'></audio></div>"
@@ -586,7 +602,9 @@ def render_html(data: ReportData) -> str:
         lp0 = data.latency[0]
         parts.append(
             f"<p>Wall time of each stage per block (simulated clock, stream rate {lp0.sr} Hz, "
-            f"{lp0.threads} torch threads, first block left out). A block must be computed within its own "
+            f"{lp0.threads} torch threads unless the label says otherwise, first block left out"
+            f"{', index rate %g' % LATENCY_INDEX_RATE if data.voice.index else ''}). "
+            "A block must be computed within its own "
             "duration (dashed line) or the stream overruns. Algorithmic latency = block + crossfade + "
             "SOLA search, before any device buffer.</p>")
         if data.synthetic:
@@ -615,7 +633,7 @@ def render_html(data: ReportData) -> str:
 
     # --- environment
     parts.append("<h2 id='environment'>Environment</h2>")
-    parts.append(_table(pd.DataFrame(list(data.environment.items()), columns=["item", "value"])))
+    parts.append(_key_values(data.environment.items()))
     parts.append(_table(pd.DataFrame([(k, f"{v:.1f}") for k, v in data.timings_s.items()],
                                      columns=["section", "seconds"])))
     body = "\n".join(parts)

@@ -255,6 +255,22 @@ def demo_assets(outdir: str | os.PathLike, seed: int = 0, force: bool = False) -
     return paths
 
 
+def default_cache_dir() -> Path:
+    """Where generated assets are kept: ``$RVC_LAB_CACHE``, else ``<repo>/.cache`` in a writable
+    checkout (git-ignored), else ``~/.cache/rvc_lab``."""
+    if os.environ.get("RVC_LAB_CACHE"):
+        return Path(os.environ["RVC_LAB_CACHE"])
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
+        return repo / ".cache"
+    return Path.home() / ".cache" / "rvc_lab"
+
+
+def cached_demo_assets(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """:func:`demo_assets` in ``<cache>/demo-assets-seed<seed>`` (written on first use)."""
+    return demo_assets(Path(cache_dir or default_cache_dir()) / f"demo-assets-seed{seed}", seed=seed)
+
+
 def _sub_seed(seed: int, what: str) -> int:
     """A per-asset integer seed for generators that take one (RMVPE, synthesizer, shuffles)."""
     return int.from_bytes(hashlib.sha256(f"rvc_lab-demo|{int(seed)}|{what}".encode()).digest()[:4], "little")
