@@ -23,6 +23,8 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-rate", type=float, default=None, help="0..1 weight of retrieved features")
     p.add_argument("--rms-mix", type=float, default=None, help="0..1; 1 keeps the generator's loudness envelope")
     p.add_argument("--sid", type=int, default=0, help="speaker id")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32: exact (default); bf16: faster on CPUs with AMX/AVX512-BF16, approximate")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--seed", type=int, help="seed torch with SEED + k before the k-th generator call")
     noise.add_argument("--no-noise", action="store_true", help="generator random draws are zeros (deterministic)")
@@ -66,7 +68,7 @@ def cmd_convert(a) -> int:
 
     settings = OfflineSettings(
         f0_method=a.f0_method, pitch=a.pitch, filter_radius=a.filter_radius, protect=a.protect,
-        resample_sr=a.resample_sr, sid=a.sid, **_noise_kwargs(a),
+        resample_sr=a.resample_sr, sid=a.sid, precision=a.precision, **_noise_kwargs(a),
         **({"index_rate": a.index_rate} if a.index_rate is not None else {}),
         **({"rms_mix_rate": a.rms_mix} if a.rms_mix is not None else {}),
     )
@@ -89,7 +91,7 @@ def cmd_stream(a) -> int:
         block_time=a.block_time, crossfade_time=a.crossfade, extra_time=a.extra_time, f0_method=a.f0_method,
         pitch=a.pitch, formant=a.formant, threshold=a.threshold, input_noise_reduce=a.input_noise_reduce,
         output_noise_reduce=a.output_noise_reduce, phase_vocoder=a.phase_vocoder, output_rate=a.output_sr,
-        sid=a.sid, **_noise_kwargs(a),
+        sid=a.sid, precision=a.precision, frontend_cache=a.frontend_cache, **_noise_kwargs(a),
         **({"index_rate": a.index_rate} if a.index_rate is not None else {}),
         **({"rms_mix_rate": a.rms_mix} if a.rms_mix is not None else {}),
     )
@@ -193,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-noise-reduce", action="store_true")
     s.add_argument("--output-noise-reduce", action="store_true")
     s.add_argument("--phase-vocoder", action="store_true", help="phase-vocoder crossfade (classic use_pv)")
+    s.add_argument("--frontend-cache", action="store_true",
+                   help="reuse HuBERT's conv front-end frames of earlier blocks (approximate, see docs)")
     s.add_argument("--trace", help="write the per-block stage trace as CSV")
     s.set_defaults(func=cmd_stream, index_rate=None, rms_mix=None)
 

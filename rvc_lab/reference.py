@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from rvc_lab.errors import RVCLabError, SettingsError
-from rvc_lab.files.synthetic import default_cache_dir  # noqa: F401  (re-exported for scripts)
 
 log = logging.getLogger(__name__)
 

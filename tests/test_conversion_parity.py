@@ -6,7 +6,6 @@ noise modes (zero draws, and seeded draws in upstream's order).
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

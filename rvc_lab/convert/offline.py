@@ -48,6 +48,9 @@ class OfflineSettings:
         Seeds torch before the k-th generator call with ``seed + k``.
     x_pad, x_query, x_center, x_max : int
         Chunking in seconds (upstream's CPU/fp32 configuration: 1, 6, 38, 41).
+    precision : {"fp32", "bf16"}
+        Compute precision of HuBERT and the generator: "fp32" exact, "bf16" fast and
+        approximate (:mod:`rvc_lab.convert.runtime`).
     """
 
     f0_method: str = "rmvpe"
@@ -64,6 +67,7 @@ class OfflineSettings:
     x_query: int = 6
     x_center: int = 38
     x_max: int = 41
+    precision: str = "fp32"
 
     def validate(self, n_speakers: int | None = None) -> None:
         """Raise :class:`SettingsError` naming the first impossible setting."""
@@ -83,6 +87,9 @@ class OfflineSettings:
             raise SettingsError(f"resample_sr={self.resample_sr} must be >= 0 (0 keeps the model rate)")
         if self.sid < 0 or (n_speakers is not None and self.sid >= n_speakers):
             raise SettingsError(f"sid={self.sid} but the voice has {n_speakers} speaker(s)")
+        from rvc_lab.convert.runtime import check_precision
+
+        check_precision(self.precision)
 
 
 @dataclass
@@ -243,7 +250,7 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
     """One padded chunk through HuBERT, retrieval, protect and the generator (upstream ``Pipeline.vc``)."""
     voice = models.voice
     with timer.stage("content_features"):
-        feats = stages.content_features(models.encoder, torch.from_numpy(seg).float(), voice.version)
+        feats = stages.content_features(models.encoder, torch.from_numpy(seg).float(), voice.version, s.precision)
     feats_log.append(feats[0].numpy().copy())
     use_protect = s.protect < 0.5 and pitch is not None
     feats_raw = feats.clone() if use_protect else None
@@ -269,6 +276,6 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
     with timer.stage("generator"):
         out = stages.run_generator(
             models.net_g, feats, p_len, pitch, pitchf, s.sid, noise=s.noise,
-            seed=None if s.seed is None else s.seed + k,
+            seed=None if s.seed is None else s.seed + k, precision=s.precision,
         )
     return out.numpy()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from scipy import signal
 
+from rvc_lab.convert import runtime
+
 #: Samples per 10 ms pitch frame at 16 kHz.
 HOP_16K = 160
 
@@ -26,7 +28,7 @@ def high_pass_48hz(audio16k: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def content_features(encoder, wav16k: torch.Tensor, version: str) -> torch.Tensor:
+def content_features(encoder, wav16k: torch.Tensor, version: str, precision: str = "fp32") -> torch.Tensor:
     """HuBERT content features.
 
     Parameters
@@ -36,13 +38,43 @@ def content_features(encoder, wav16k: torch.Tensor, version: str) -> torch.Tenso
         float32 [N] or [1, N], 16 kHz.
     version : {"v1", "v2"}
         v1: 256-d (layer 9 + final_proj); v2: 768-d (layer 12).
+    precision : {"fp32", "bf16"}
+        fp32: exact.  bf16: bfloat16 matrix products (fast on AMX CPUs), ~1e-2 relative change
+        of the features; see :mod:`rvc_lab.convert.runtime`.
 
     Returns
     -------
     torch.Tensor
         float32 [1, T, 256|768], one frame per 20 ms, T = (N - 400) // 320 + 1.
     """
-    return encoder.extract_features(wav16k.float().view(1, -1), version)
+    model = runtime.runtime_encoder(encoder, precision)
+    return model.extract_features(wav16k.float().view(1, -1), version).float()
+
+
+@torch.no_grad()
+def content_features_from_conv(encoder, conv_feats: torch.Tensor, version: str, precision: str = "fp32") -> torch.Tensor:
+    """HuBERT content features from its convolution front end's output (the transformer part).
+
+    Parameters
+    ----------
+    encoder : rvc_lab.models.hubert.HubertBase
+    conv_feats : torch.Tensor
+        [1, T, 512] front-end frames, time-major (e.g. from
+        :class:`rvc_lab.convert.frontend_cache.FrontEndCache`).
+    version, precision
+        As :func:`content_features`.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 [1, T, 256|768].
+    """
+    from rvc_lab.models.channels_last import transformer_features
+
+    model = runtime.runtime_encoder(encoder, precision)
+    if precision == "fp32":
+        return transformer_features(model, conv_feats, version)
+    return model.features_from_conv(conv_feats, version)
 
 
 def upsample_to_pitch_frames(feats: torch.Tensor) -> torch.Tensor:
@@ -88,6 +120,7 @@ def run_generator(
     return_length2: int | None = None,
     noise: bool = True,
     seed: int | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """One ``net_g.infer`` call.
 
@@ -107,20 +140,26 @@ def run_generator(
         False replaces the generator's random draws with zeros (deterministic output).
     seed : int, optional
         ``torch.manual_seed(seed)`` right before the call, so draws repeat upstream's.
+    precision : {"fp32", "bf16"}
+        fp32: exact (the decoder runs channels-last, within float32 rounding of the module).
+        bf16: bfloat16 convolutions and matrix products, NSF sine source in float32; the
+        random draws are the same in both.  See :mod:`rvc_lab.convert.runtime`.
 
     Returns
     -------
     torch.Tensor
         float32 [S] audio at the voice's rate.
     """
+    model = runtime.runtime_generator(net_g, precision)
     if seed is not None and noise:
         torch.manual_seed(seed)
     lengths = torch.tensor([p_len], dtype=torch.long)
     sid_t = torch.tensor([sid], dtype=torch.long)
-    out = net_g.infer(
-        feats, lengths, pitch, pitchf, sid_t,
-        skip_head=skip_head, return_length=return_length, return_length2=return_length2, noise=noise,
-    )
+    with runtime.autocast(precision, feats.device):
+        out = model.infer(
+            feats, lengths, pitch, pitchf, sid_t,
+            skip_head=skip_head, return_length=return_length, return_length2=return_length2, noise=noise,
+        )
     return out[0, 0].float()
 
 

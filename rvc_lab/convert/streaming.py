@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from rvc_lab.convert import sola, stages
+from rvc_lab.convert import runtime, sola, stages
 from rvc_lab.errors import InvalidAudioError, SettingsError
 from rvc_lab.instrument import StageTimer
 
@@ -62,6 +62,15 @@ class StreamSettings:
         False: generator random draws are zeros.
     seed : int, optional
         ``torch.manual_seed(seed + k)`` before the k-th block's generator call.
+    precision : {"fp32", "bf16"}
+        Compute precision of HuBERT and the generator.  "fp32" (default) is exact (upstream's
+        output within float32 rounding); "bf16" runs their matrix products in bfloat16: about
+        2-4x faster on CPUs with AMX/AVX512-BF16, at a measured fidelity cost (see
+        :mod:`rvc_lab.convert.runtime`, ``bench/speed_bench.py``).
+    frontend_cache : bool
+        Reuse HuBERT's convolution front-end frames of earlier blocks and compute only those
+        reaching the new samples (:mod:`rvc_lab.convert.frontend_cache`).  Approximate: old
+        frames keep the GroupNorm statistics of their own block.  Saves ~a third of HuBERT.
     """
 
     block_time: float = 0.25
@@ -80,6 +89,8 @@ class StreamSettings:
     sid: int = 0
     noise: bool = True
     seed: int | None = None
+    precision: str = "fp32"
+    frontend_cache: bool = False
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first impossible setting."""
@@ -103,6 +114,14 @@ class StreamSettings:
             raise SettingsError(f"pitch={self.pitch} / formant={self.formant} semitones out of range (±48 / ±24)")
         if self.output_rate not in ("stream", "model"):
             raise SettingsError(f"output_rate={self.output_rate!r}: use 'stream' or 'model'")
+        runtime.check_precision(self.precision)
+        if not isinstance(self.frontend_cache, bool):
+            raise SettingsError(f"frontend_cache={self.frontend_cache!r} must be True or False")
+
+    @property
+    def exact(self) -> bool:
+        """True when no speed/fidelity trade-off is on (the parity-tested configuration)."""
+        return self.precision == "fp32" and not self.frontend_cache
 
 
 @dataclass(frozen=True)
@@ -211,6 +230,15 @@ class StreamingConverter:
         self.resampler_out = StreamResampler(self.tgt_sr, sr) if self.tgt_sr != sr else None
         self._formant_resamplers: dict[int, object] = {}
         self._gate = None
+        self.frontend = None
+        if settings.frontend_cache:
+            from rvc_lab.convert.frontend_cache import FrontEndCache
+
+            # the tail rewritten per block: the block, 2 zc more after the silence gate, and the
+            # resampler's 160-sample overlap (gate and overlap taken at their largest)
+            self.frontend = FrontEndCache(
+                models.encoder.conv_stack, self.input_wav_res.shape[0], g.block_frame_16k,
+                g.block_frame_16k + 480, dtype=torch.bfloat16 if settings.precision == "bf16" else torch.float32)
 
     # ------------------------------------------------------------------ settings
     def update(self, **changes) -> None:
@@ -352,7 +380,11 @@ class StreamingConverter:
         voice = m.voice
         timer = self.timer
         with timer.stage("content_features"):
-            feats = stages.content_features(m.encoder, self.input_wav_res, voice.version)
+            if self.frontend is not None:
+                conv_feats = self.frontend(self.input_wav_res)
+                feats = stages.content_features_from_conv(m.encoder, conv_feats, voice.version, s.precision)
+            else:
+                feats = stages.content_features(m.encoder, self.input_wav_res, voice.version, s.precision)
             feats = torch.cat((feats, feats[:, -1:, :]), 1)
         if m.index is not None and s.index_rate != 0:
             from rvc_lab.retrieval import blend_features
@@ -374,7 +406,8 @@ class StreamingConverter:
         with timer.stage("generator"):
             out = stages.run_generator(
                 m.net_g, feats, p_len, pitch, pitchf, s.sid, skip_head=g.skip_head,
-                return_length=g.return_length, return_length2=return_length2, noise=s.noise, seed=seed)
+                return_length=g.return_length, return_length2=return_length2, noise=s.noise, seed=seed,
+                precision=s.precision)
             upp_res = int(np.floor(factor * self.tgt_sr // 100))
             if upp_res != self.tgt_sr // 100:
                 if upp_res not in self._formant_resamplers:

@@ -1,0 +1,301 @@
+"""Streaming speed against upstream, fast modes with their fidelity cost, scaling and memory (issue 6).
+
+    .venv/bin/python bench/speed_bench.py --out bench-out [--threads 2] [--blocks 30] [--quick]
+
+Writes CSV tables and PNG figures under ``--out`` and prints the tables:
+
+1. ``exact.csv``     exact mode (fp32) per block at upstream's configurations, on the parity
+                     assets (the seeded full-size weights upstream's timings were taken with)
+                     when ``../shared/parity`` exists, else on the demo assets; upstream's
+                     figure (ms), ours (median, p95), ratio, parity error of a full run of
+                     the golden case (relative L2, SOLA offsets equal).
+2. ``kernels.csv``   stage kernels before/after: loaded fp32 modules vs the fp32 and bf16 runtime copies,
+                     interleaved, with their relative difference.
+3. ``flops.csv``     FLOPs of each model stage per block, achieved GFLOP/s and the fraction of
+                     the measured matrix-product peak: why 3x upstream in exact fp32 is or is not
+                     reachable.
+4. ``modes.csv``     fast modes against exact at upstream's defaults and at the low-latency
+                     target (block 0.10 s, crossfade 0.05 s, extra 0.5 s, fcpe): speed-up and
+                     fidelity (features rel L2, output rel L2 / SNR / MCD / F0 correlation after
+                     delay alignment).  Input: speech (``rvc_lab.speech``).
+5. ``scaling.csv``, ``scaling_fit.csv``, ``scaling.png``: cost vs extra_time and block_time,
+                     both precisions, with the least-squares cost model.
+6. ``memory.csv``, ``memory.png``: RSS over a simulated ``--memory-minutes`` stream.
+
+Upstream is not run here: its realtime code needs modules outside the stored snapshot (i18n,
+tools/cuda_graph) and fairseq.  Its per-block medians measured on this machine kind are stored
+in :data:`rvc_lab.perf.UPSTREAM_BLOCK_MS` (0.73 s at the defaults); ``--upstream PATH`` takes
+a JSON file ``{"defaults": ms, "fcpe_formant": ms}`` measured elsewhere instead.
+
+Every table compares configurations measured side by side in one run (blocks interleaved):
+absolute times drift with machine load, ratios much less.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+# Side-by-side runs keep many configurations alive at once; oneDNN's cache of compiled
+# convolution kernels (1024 by default, one per shape and dtype) then thrashes and every block
+# pays for recompiling its kernels (+50-100 % per block in a 16-configuration sweep).  A single
+# stream needs a few hundred entries.  Must be set before oneDNN creates its first kernel.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rvc_lab import perf
+
+log = logging.getLogger("speed_bench")
+
+PARITY_CASES = {
+    # name in UPSTREAM_BLOCK_MS: (golden case, input, StreamSettings of the case)
+    "defaults": ("realtime_v2_40k_rmvpe_synth_dev48k", "synth_48k.wav",
+                 dict(f0_method="rmvpe", pitch=3, formant=0.0, index_rate=0.5, rms_mix_rate=0.0, block_time=0.25,
+                      crossfade_time=0.05, extra_time=2.5, threshold=-60)),
+    "fcpe_formant": ("realtime_v2_40k_fcpe_speech_dev48k_formant", "speech_48k.wav",
+                     dict(f0_method="fcpe", pitch=-2, formant=2.0, index_rate=0.0, rms_mix_rate=0.5, block_time=0.2,
+                          crossfade_time=0.08, extra_time=1.5, threshold=-45)),
+}
+
+MODES = {
+    "exact": {},
+    "frontend_cache": {"frontend_cache": True},
+    "bf16": {"precision": "bf16"},
+    "bf16+frontend_cache": {"precision": "bf16", "frontend_cache": True},
+}
+
+TARGET = dict(block_time=0.10, crossfade_time=0.05, extra_time=0.5, f0_method="fcpe")
+
+
+def _print(title: str, df: pd.DataFrame, cols=None) -> None:
+    print(f"\n## {title}")
+    with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 4):
+        print((df[cols] if cols else df).to_string(index=False), flush=True)
+
+
+def _models(parity: Path | None):
+    from rvc_lab.convert.models import ConverterModels
+
+    if parity is not None:
+        a = Path(__file__).resolve().parents[1] / ".cache" / "parity-assets"
+        if (a / "PARITY_ASSETS.json").exists():
+            return ConverterModels.load(
+                a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert_base",
+                index=a / "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index",
+                rmvpe=a / "assets/rmvpe/rmvpe.pt"), a
+        log.warning("parity assets not generated (%s): using the demo assets", a)
+    from rvc_lab.files.synthetic import cached_demo_assets
+
+    p = cached_demo_assets(seed=0)
+    return ConverterModels.load(p["demo_v2_40k_f0"], hubert=p["hubert"], index=p["demo_v2_40k_f0_index"],
+                                rmvpe=p["rmvpe"]), None
+
+
+def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict, blocks: int, warmup: int,
+                sr: int) -> pd.DataFrame:
+    """Exact mode at upstream's configurations; parity error from a full run of the golden case."""
+    from dataclasses import replace
+
+    import soundfile as sf
+
+    from rvc_lab.audio import load_audio
+    from rvc_lab.convert.streaming import StreamSettings, stream_file
+    from rvc_lab.instrument import StageTimer
+
+    settings, rows, inputs = {}, {}, {}
+    for name, (case, wav, kw) in PARITY_CASES.items():
+        settings[name] = StreamSettings(noise=True, seed=0, **kw)
+        rows[name] = {"configuration": f"{case} (block {kw['block_time']}, extra {kw['extra_time']}, {kw['f0_method']})",
+                      "upstream_ms": upstream.get(name, float("nan"))}
+        if assets is not None:
+            inputs[name] = load_audio(assets / "audio" / wav)[0]
+    audio = inputs.get("defaults", perf.harmonic_glide(10.0, sr))
+    runs = perf.run_side_by_side(models, settings, audio, sr, blocks=warmup + blocks)
+    for name, run in runs.items():
+        s = perf.summarize_trace(run["trace"], warmup)
+        rows[name].update(rvc_lab_ms=s["median_ms"], rvc_lab_p95_ms=s["p95_ms"], load_p95=s["load_p95"],
+                          ratio=rows[name]["upstream_ms"] / s["median_ms"],
+                          **{k: s.get(k, float("nan")) for k in ("content_features_ms", "f0_ms", "generator_ms")})
+        if assets is not None and parity is not None:
+            case = PARITY_CASES[name][0]
+            golden, _ = sf.read(parity / "cases" / f"{case}__zero" / "out.wav", dtype="float32")
+            with np.load(parity / "cases" / f"{case}__zero" / "data.npz") as z:
+                offsets = z["sola_offset"]
+            out, _, conv = stream_file(models, inputs[name], sr, replace(settings[name], noise=False, seed=None),
+                                       timer=StageTimer())
+            got = conv.timer.to_frame()["sola_offset"].to_numpy()
+            n = min(out.shape[0], golden.shape[0])
+            rows[name]["parity_rel_l2"] = float(np.linalg.norm(out[:n] - golden[:n]) / np.linalg.norm(golden[:n]))
+            rows[name]["sola_offsets_equal"] = bool(np.array_equal(got, offsets))
+    return pd.DataFrame(rows.values())
+
+
+def kernel_table(models, repeats: int = 7) -> pd.DataFrame:
+    """Stage kernels: loaded modules (fp32) vs the runtime copies of each precision, interleaved."""
+    from rvc_lab.convert import runtime, stages
+
+    wav = torch.from_numpy(perf.harmonic_glide(2.81, 16000))
+    p_len, feats = 281, torch.randn(1, 281, models.voice.feature_dim, generator=torch.Generator().manual_seed(0)) * 0.5
+    pitch = torch.full((1, p_len), 100, dtype=torch.long)
+    pitchf = torch.full((1, p_len), 200.0)
+
+    def hubert(precision):
+        return stages.content_features(models.encoder, wav, models.voice.version, precision)
+
+    def generator(precision):
+        return stages.run_generator(models.net_g, feats, p_len, pitch, pitchf, 0, skip_head=250, return_length=30,
+                                    return_length2=30, noise=False, precision=precision)
+
+    rows = []
+    for label, fn in (("HuBERT v2, 2.81 s", hubert), ("generator, p_len 281 / decode 30", generator)):
+        with runtime.loaded_models():
+            ref = fn("fp32")
+        outs = {p: fn(p) for p in runtime.PRECISIONS}
+        times = {"loaded": [], **{p: [] for p in runtime.PRECISIONS}}
+        for _ in range(repeats):
+            with runtime.loaded_models():
+                t = time.perf_counter()
+                fn("fp32")
+                times["loaded"].append(time.perf_counter() - t)
+            for p in runtime.PRECISIONS:
+                t = time.perf_counter()
+                fn(p)
+                times[p].append(time.perf_counter() - t)
+        base = np.median(times["loaded"])
+        for p in runtime.PRECISIONS:
+            rows.append({"stage": label, "precision": p, "loaded_fp32_ms": 1000 * base,
+                         "runtime_ms": 1000 * np.median(times[p]), "speedup": base / np.median(times[p]),
+                         "rel_diff": float((outs[p] - ref).norm() / ref.norm())})
+    return pd.DataFrame(rows)
+
+
+def flops_table(models, exact_row: dict, sr: int, threads: int) -> pd.DataFrame:
+    """GFLOP per stage at upstream's defaults, achieved GFLOP/s and fraction of the matmul peak."""
+    from rvc_lab.convert.streaming import StreamSettings
+
+    counts = perf.flop_counts(models, StreamSettings(noise=False, **perf.UPSTREAM_DEFAULTS, index_rate=0.5), sr)
+    peak = perf.peak_gflops(threads, dtype="fp32")
+    peak_bf16 = perf.peak_gflops(threads, dtype="bf16")
+    rows = []
+    for stage, flops in counts.items():
+        ms = exact_row.get(f"{stage}_ms", float("nan"))
+        rows.append({"stage": stage, "gflop": flops / 1e9, "median_ms": ms, "gflop_per_s": flops / 1e6 / ms,
+                     "fp32_peak_gflop_per_s": peak, "fraction_of_peak": flops / 1e6 / ms / peak,
+                     "floor_ms_at_peak": flops / 1e6 / peak, "bf16_peak_gflop_per_s": peak_bf16})
+    total = sum(counts.values())
+    rows.append({"stage": "total (model stages)", "gflop": total / 1e9, "median_ms": exact_row.get("rvc_lab_ms"),
+                 "gflop_per_s": total / 1e6 / exact_row.get("rvc_lab_ms", float("nan")),
+                 "fp32_peak_gflop_per_s": peak, "fraction_of_peak": total / 1e6 / exact_row.get("rvc_lab_ms") / peak,
+                 "floor_ms_at_peak": total / 1e6 / peak, "bf16_peak_gflop_per_s": peak_bf16})
+    return pd.DataFrame(rows)
+
+
+def modes_tables(models, sr: int, warmup: int, quick: bool) -> pd.DataFrame:
+    from rvc_lab.convert.streaming import StreamSettings
+    from rvc_lab.speech import speech_input
+    from rvc_lab.files.synthetic import default_cache_dir
+
+    speech = speech_input(cache_dir=default_cache_dir() / "speech", sr=sr).audio
+    out = []
+    for label, base_kw, extra_modes in (
+        ("upstream defaults (0.25/0.05/2.5, rmvpe)", perf.UPSTREAM_DEFAULTS,
+         {"extra_time=1.0": {"extra_time": 1.0}, "bf16+frontend_cache, extra_time=1.0":
+          {"precision": "bf16", "frontend_cache": True, "extra_time": 1.0}}),
+        ("low-latency target (0.10/0.05/0.5, fcpe)", TARGET,
+         {"bf16, extra_time=0.3": {"precision": "bf16", "extra_time": 0.3},
+          "bf16, extra_time=1.0": {"precision": "bf16", "extra_time": 1.0}}),
+    ):
+        modes = {**MODES, **({} if quick else extra_modes)}
+        base = StreamSettings(noise=False, index_rate=0.5, **base_kw)
+        t = perf.mode_table(models, modes, speech, sr, base, warmup=warmup)
+        t.insert(0, "configuration", label)
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="folder for CSV and PNG output")
+    p.add_argument("--blocks", type=int, default=30, help="measured blocks per configuration (after warm-up)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sr", type=int, default=48000, help="stream (device) rate")
+    p.add_argument("--upstream", help="JSON {configuration: upstream ms per block} to compare with")
+    p.add_argument("--memory-minutes", type=float, default=10.0, help="simulated stream length of the memory run")
+    p.add_argument("--skip", nargs="*", default=[], choices=["exact", "kernels", "flops", "modes", "scaling", "memory"])
+    p.add_argument("--quick", action="store_true", help="fewer scaling points and modes (a smoke run)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    upstream = dict(perf.UPSTREAM_BLOCK_MS)
+    if a.upstream:
+        upstream.update(json.loads(Path(a.upstream).read_text()))
+    parity = Path(__file__).resolve().parents[2] / "shared" / "parity"
+    parity = parity if parity.is_dir() else None
+    models, assets = _models(parity)
+    print(f"threads {a.threads}, stream rate {a.sr} Hz, assets: {'parity (seed 1234)' if assets else 'demo (seed 0)'}")
+    from rvc_lab import perf_plots
+    from rvc_lab.plots import figure_to_png
+
+    exact_row = {}
+    if "exact" not in a.skip:
+        t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr)
+        t.to_csv(out / "exact.csv", index=False)
+        _print("exact mode vs upstream (ms per block)", t)
+        exact_row = t.iloc[0].to_dict()
+    if "kernels" not in a.skip:
+        t = kernel_table(models)
+        t.to_csv(out / "kernels.csv", index=False)
+        _print("stage kernels: loaded fp32 modules vs runtime copies per precision", t)
+    if "flops" not in a.skip and exact_row:
+        t = flops_table(models, exact_row, a.sr, a.threads)
+        t.to_csv(out / "flops.csv", index=False)
+        _print("FLOPs and efficiency at upstream defaults (exact mode)", t)
+    if "modes" not in a.skip:
+        t = modes_tables(models, a.sr, a.warmup, a.quick)
+        t.to_csv(out / "modes.csv", index=False)
+        _print("fast modes vs exact", t, ["configuration", "mode", "median_ms", "p95_ms", "load_p95", "speedup",
+                                           "content_features_ms", "f0_ms", "generator_ms", "feat_rel_l2", "rel_l2",
+                                           "snr_db", "mcd_db", "f0_corr"])
+        for conf, d in t.groupby("configuration", sort=False):
+            fig = perf_plots.plot_mode_stages(d.reset_index(drop=True), title=conf)
+            (out / f"modes_{'target' if 'target' in conf else 'defaults'}.png").write_bytes(figure_to_png(fig))
+    if "scaling" not in a.skip:
+        kw = dict(extra_times=(0.5, 2.5, 5.0), block_times=(0.1, 0.5)) if a.quick else {}
+        t = perf.scaling_table(models, blocks=a.blocks, warmup=a.warmup, sr=a.sr, **kw)
+        fit = perf.fit_cost_model(t)
+        t.to_csv(out / "scaling.csv", index=False)
+        fit.to_csv(out / "scaling_fit.csv")
+        _print("scaling (ms per block)", t, ["precision", "sweep", "block_time", "extra_time", "context_s", "decoded_s",
+                                             "median_ms", "p95_ms", "load_p95"])
+        _print("cost model: ms = fixed + a*context_s + b*decoded_s", fit.reset_index(names="precision"))
+        for prec in fit.index:
+            print(f"{prec}: longest real-time extra_time at block 0.10 s: "
+                  f"{perf.max_realtime_extra(fit, prec, 0.10):.2f} s; at 0.25 s: {perf.max_realtime_extra(fit, prec, 0.25):.2f} s")
+        (out / "scaling.png").write_bytes(figure_to_png(perf_plots.plot_scaling(t, fit, title=f"{a.threads} threads")))
+    if "memory" not in a.skip:
+        from rvc_lab.convert.streaming import StreamSettings
+
+        s = StreamSettings(noise=True, seed=0, index_rate=0.5, block_time=0.25, extra_time=1.0, f0_method="fcpe",
+                           precision="bf16", frontend_cache=True)
+        t = perf.memory_trace(models, s, a.memory_minutes * 60, a.sr, every=40)
+        t.to_csv(out / "memory.csv", index=False)
+        first = t[t["audio_s"] >= 10].iloc[0]  # after warm-up allocations
+        last = t.iloc[-1]
+        print(f"\n## memory: RSS {first.rss_mb:.0f} MiB after 10 s, {last.rss_mb:.0f} MiB after "
+              f"{last.audio_s / 60:.1f} min ({last.rss_mb - first.rss_mb:+.1f} MiB); peak {last.peak_rss_mb:.0f} MiB")
+        (out / "memory.png").write_bytes(figure_to_png(perf_plots.plot_memory(t, title="bf16 + frontend cache, block 0.25 s")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
