@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rvc_lab.models.nsf import LRELU_SLOPE, HiFiGANDecoder, MultiDilationResBlock
+from rvc_lab.models.nsf import LRELU_SLOPE, HiFiGANDecoder, MultiDilationResBlock, residual_stack
 
 _CL = torch.channels_last
 
@@ -185,14 +185,7 @@ class CLResBlock(nn.Module):
             self.convs = nn.ModuleList(CLConv(c, dtype) for c in block.convs)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kind == "1":
-            for c1, c2 in zip(self.convs1, self.convs2):
-                y = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
-                x = y + x
-        else:
-            for c in self.convs:
-                x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
-        return x
+        return residual_stack(self, x)
 
 
 class ChannelsLastDecoder(nn.Module):

@@ -108,14 +108,23 @@ class MultiDilationResBlock(nn.Module):
             self.convs = nn.ModuleList(conv(d) for d in dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "1":
-            for c1, c2 in zip(self.convs1, self.convs2):
-                y = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
-                x = y + x
-        else:
-            for c in self.convs:
-                x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
-        return x
+        return residual_stack(self, x)
+
+
+def residual_stack(block, x: torch.Tensor) -> torch.Tensor:
+    """A HiFi-GAN residual block's forward pass; shared by every layout of the block's convolutions.
+
+    ``block.kind`` "1": pairs (dilated conv, 1-dilation conv) each behind a leaky ReLU, residual per
+    pair; "2": one dilated conv per residual step.
+    """
+    if block.kind == "1":
+        for c1, c2 in zip(block.convs1, block.convs2):
+            y = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            x = y + x
+    else:
+        for c in block.convs:
+            x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+    return x
 
 
 class HiFiGANDecoder(nn.Module):
