@@ -112,7 +112,8 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
     settings, rows, inputs = {}, {}, {}
     for name, (case, wav, kw) in PARITY_CASES.items():
         settings[name] = StreamSettings(noise=True, seed=0, **kw)
-        rows[name] = {"configuration": f"{case} (block {kw['block_time']}, extra {kw['extra_time']}, {kw['f0_method']})",
+        conf = f"{case} (block {kw['block_time']}, extra {kw['extra_time']}, {kw['f0_method']})"
+        rows[name] = {"configuration": conf,
                       "upstream_ms": upstream.get(name, float("nan"))}
         if assets is not None:
             inputs[name] = load_audio(assets / "audio" / wav)[0]
@@ -197,21 +198,23 @@ def flops_table(models, exact_row: dict, sr: int, threads: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def modes_tables(models, sr: int, warmup: int, quick: bool) -> pd.DataFrame:
+def modes_tables(models, sr: int, warmup: int, quick: bool, which=("defaults", "target")) -> pd.DataFrame:
     from rvc_lab.convert.streaming import StreamSettings
     from rvc_lab.speech import speech_input
     from rvc_lab.files.synthetic import default_cache_dir
 
     speech = speech_input(cache_dir=default_cache_dir() / "speech", sr=sr).audio
     out = []
-    for label, base_kw, extra_modes in (
-        ("upstream defaults (0.25/0.05/2.5, rmvpe)", perf.UPSTREAM_DEFAULTS,
+    for key, label, base_kw, extra_modes in (
+        ("defaults", "upstream defaults (0.25/0.05/2.5, rmvpe)", perf.UPSTREAM_DEFAULTS,
          {"extra_time=1.0": {"extra_time": 1.0}, "bf16+frontend_cache, extra_time=1.0":
           {"precision": "bf16", "frontend_cache": True, "extra_time": 1.0}}),
-        ("low-latency target (0.10/0.05/0.5, fcpe)", TARGET,
+        ("target", "low-latency target (0.10/0.05/0.5, fcpe)", TARGET,
          {"bf16, extra_time=0.3": {"precision": "bf16", "extra_time": 0.3},
           "bf16, extra_time=1.0": {"precision": "bf16", "extra_time": 1.0}}),
     ):
+        if key not in which:
+            continue
         modes = {**MODES, **({} if quick else extra_modes)}
         base = StreamSettings(noise=False, index_rate=0.5, **base_kw)
         t = perf.mode_table(models, modes, speech, sr, base, warmup=warmup)
@@ -231,6 +234,8 @@ def main(argv=None) -> int:
     p.add_argument("--memory-minutes", type=float, default=10.0, help="simulated stream length of the memory run")
     p.add_argument("--skip", nargs="*", default=[], choices=["exact", "kernels", "flops", "modes", "scaling", "memory"])
     p.add_argument("--quick", action="store_true", help="fewer scaling points and modes (a smoke run)")
+    p.add_argument("--mode-configs", nargs="+", default=["defaults", "target"], choices=["defaults", "target"],
+                   help="configurations of the fast-mode table")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(a.threads)
@@ -261,11 +266,11 @@ def main(argv=None) -> int:
         t.to_csv(out / "flops.csv", index=False)
         _print("FLOPs and efficiency at upstream defaults (exact mode)", t)
     if "modes" not in a.skip:
-        t = modes_tables(models, a.sr, a.warmup, a.quick)
+        t = modes_tables(models, a.sr, a.warmup, a.quick, a.mode_configs)
         t.to_csv(out / "modes.csv", index=False)
         _print("fast modes vs exact", t, ["configuration", "mode", "median_ms", "p95_ms", "load_p95", "speedup",
                                            "content_features_ms", "f0_ms", "generator_ms", "feat_rel_l2", "rel_l2",
-                                           "snr_db", "mcd_db", "f0_corr"])
+                                           "snr_db", "mcd_db", "f0_corr", "f0_raw_pitch_accuracy"])
         for conf, d in t.groupby("configuration", sort=False):
             fig = perf_plots.plot_mode_stages(d.reset_index(drop=True), title=conf)
             (out / f"modes_{'target' if 'target' in conf else 'defaults'}.png").write_bytes(figure_to_png(fig))
@@ -279,8 +284,9 @@ def main(argv=None) -> int:
                                              "median_ms", "p95_ms", "load_p95"])
         _print("cost model: ms = fixed + a*context_s + b*decoded_s", fit.reset_index(names="precision"))
         for prec in fit.index:
-            print(f"{prec}: longest real-time extra_time at block 0.10 s: "
-                  f"{perf.max_realtime_extra(fit, prec, 0.10):.2f} s; at 0.25 s: {perf.max_realtime_extra(fit, prec, 0.25):.2f} s")
+            at = {b: perf.max_realtime_extra(fit, prec, b) for b in (0.10, 0.25)}
+            print(f"{prec}: longest real-time extra_time (same F0 method) at block 0.10 s: {at[0.10]:.2f} s; "
+                  f"at 0.25 s: {at[0.25]:.2f} s")
         (out / "scaling.png").write_bytes(figure_to_png(perf_plots.plot_scaling(t, fit, title=f"{a.threads} threads")))
     if "memory" not in a.skip:
         from rvc_lab.convert.streaming import StreamSettings
@@ -293,7 +299,8 @@ def main(argv=None) -> int:
         last = t.iloc[-1]
         print(f"\n## memory: RSS {first.rss_mb:.0f} MiB after 10 s, {last.rss_mb:.0f} MiB after "
               f"{last.audio_s / 60:.1f} min ({last.rss_mb - first.rss_mb:+.1f} MiB); peak {last.peak_rss_mb:.0f} MiB")
-        (out / "memory.png").write_bytes(figure_to_png(perf_plots.plot_memory(t, title="bf16 + frontend cache, block 0.25 s")))
+        fig = perf_plots.plot_memory(t, title="bf16 + frontend cache, block 0.25 s")
+        (out / "memory.png").write_bytes(figure_to_png(fig))
     return 0
 
 

@@ -159,9 +159,12 @@ def mode_table(models, modes: dict, audio: np.ndarray, sr: int, base=None, *, wa
         One row per mode: the :func:`summarize_trace` figures, ``speedup`` (reference median /
         mode median), ``speedup_model_stages`` (same for HuBERT + F0 + generator), and against
         the reference output: ``feat_rel_l2`` (generator input features, decoded frames),
-        ``rel_l2``, ``snr_db``, ``mcd_db``, ``f0_corr``, ``f0_cents_mae``, ``delay_samples``
-        (:func:`rvc_lab.metrics.compare.compare_audio` after delay alignment, both outputs
-        high-passed at 20 Hz: random-weight voices emit a DC offset).
+        ``rel_l2``, ``snr_db``, ``mcd_db``, ``f0_corr``, ``f0_raw_pitch_accuracy``,
+        ``f0_cents_mae``, ``delay_samples`` (:func:`rvc_lab.metrics.compare.compare_audio` after
+        delay alignment, both outputs high-passed at 20 Hz: random-weight voices emit a DC
+        offset).  The F0 figures track both outputs with WORLD harvest; on the noisy output of a
+        random-weight voice harvest jumps octaves, so they move a lot for small waveform
+        differences (bf16 at 33 dB SNR: raw pitch accuracy ~0.7, correlation ~0.0-0.7).
     """
     from rvc_lab.convert.streaming import StreamSettings, StreamGeometry
     from rvc_lab.metrics.compare import compare_audio
@@ -190,7 +193,8 @@ def mode_table(models, modes: dict, audio: np.ndarray, sr: int, base=None, *, wa
             feats = _decoded_features(run["converter"])
             row["feat_rel_l2"] = float(np.linalg.norm(feats - ref_feats) / np.linalg.norm(ref_feats))
             m = compare_audio(remove_subsonic(run["out"], sr), ref_out, sr, align=True, max_delay_s=0.05)
-            for k in ("rel_l2", "snr_db", "mcd_db", "f0_corr", "f0_cents_mae", "delay_samples"):
+            for k in ("rel_l2", "snr_db", "mcd_db", "f0_corr", "f0_raw_pitch_accuracy", "f0_cents_mae",
+                      "delay_samples"):
                 row[k] = m[k]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -237,7 +241,9 @@ def scaling_table(models, *, extra_times=(0.5, 1.0, 2.0, 3.0, 5.0), block_times=
 
 
 def fit_cost_model(df: pd.DataFrame, target: str = "median_ms") -> pd.DataFrame:
-    """Least-squares cost model per precision: ``ms = fixed_ms + ms_per_context_s * context_s + ms_per_decoded_s * decoded_s``.
+    """Least-squares cost model per precision.
+
+    ``ms = fixed_ms + ms_per_context_s * context_s + ms_per_decoded_s * decoded_s``.
 
     The context term is HuBERT and the generator's encoder (both run over the whole ring: linear
     in its length up to a small quadratic attention term); the decoded term is the HiFi-GAN

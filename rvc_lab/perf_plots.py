@@ -95,12 +95,20 @@ def plot_mode_stages(table, label_col: str = "mode", title: str | None = None):
             continue
         ax.bar(x, v, bottom=bottom, color=colour, label=stage, width=0.6)
         bottom += v
-    ax.scatter(x, table["p95_ms"], marker="_", s=400, color="k", label="block total p95", zorder=3)
-    ax.axhline(float(table["block_ms"].iloc[0]), color="k", ls="--", lw=1, label="block duration")
+    block_ms = float(table["block_ms"].iloc[0])
+    p95 = table["p95_ms"].to_numpy(float)
+    # a load spike can put a p95 far above the bars: clip the axis and print those values
+    top = max(1.3 * float(bottom.max()), 1.3 * block_ms)
+    shown = np.minimum(p95, top * 0.97)
+    ax.scatter(x, shown, marker="_", s=400, color="k", label="block total p95", zorder=3)
+    for xi, v in zip(x[p95 > top * 0.97], p95[p95 > top * 0.97]):
+        ax.annotate(f"p95 {v:.0f} ms", (xi, top * 0.97), ha="center", va="top", fontsize=7)
+    ax.set_ylim(0, top)
+    ax.axhline(block_ms, color="k", ls="--", lw=1, label="block duration")
     ax.set_xticks(x, [str(v) for v in table[label_col]], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("ms per block (median)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     return fig

@@ -249,3 +249,31 @@ def test_stream_memory_stays_flat(models):
     end = _rss_mb()
     assert end - start < 0.05 * start + 20, f"RSS grew from {start:.1f} to {end:.1f} MiB over 200 blocks"
     assert conv.timer.rows == []  # a disabled timer stores nothing per block
+
+
+# ------------------------------------------------------------------------------ perf tools
+def test_fit_cost_model_recovers_a_known_cost_law():
+    import pandas as pd
+
+    from rvc_lab import perf, perf_plots
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for prec, (c0, c1, c2) in {"fp32": (100.0, 65.0, 360.0), "bf16": (90.0, 30.0, 110.0)}.items():
+        points = [("extra", 0.25, e) for e in (0.5, 1, 2, 3, 5)] + [("block", b, 2.5) for b in (0.05, 0.1, 0.5)]
+        for sweep, block, extra in points:
+            ctx, dec = extra + 0.06 + block, block + 0.05
+            ms = c0 + c1 * ctx + c2 * dec
+            rows.append(dict(precision=prec, sweep=sweep, block_time=block, extra_time=extra, context_s=ctx,
+                             decoded_s=dec, median_ms=ms + rng.normal(0, 0.5), p95_ms=ms + 5))
+    df = pd.DataFrame(rows)
+    fit = perf.fit_cost_model(df)
+    assert fit.loc["fp32", "ms_per_context_s"] == pytest.approx(65, abs=1.5)
+    assert fit.loc["bf16", "ms_per_decoded_s"] == pytest.approx(110, abs=5)
+    assert fit.loc["bf16", "fixed_ms"] == pytest.approx(90, abs=3) and fit.loc["fp32", "r2"] > 0.999
+    # block 0.25: budget 250 ms; fp32 model: 100 + 65 (e + 0.31) + 360 * 0.30 = 250 at e = 0.35 s
+    assert perf.max_realtime_extra(fit, "fp32", 0.25) == pytest.approx(0.35, abs=0.05)
+    fig = perf_plots.plot_scaling(df, fit)
+    assert len(fig.axes) == 2
+    cur, peak = perf.rss_mb()
+    assert 0 < cur <= peak

@@ -64,13 +64,16 @@ class StreamSettings:
         ``torch.manual_seed(seed + k)`` before the k-th block's generator call.
     precision : {"fp32", "bf16"}
         Compute precision of HuBERT and the generator.  "fp32" (default) is exact (upstream's
-        output within float32 rounding); "bf16" runs their matrix products in bfloat16: about
-        2-4x faster on CPUs with AMX/AVX512-BF16, at a measured fidelity cost (see
-        :mod:`rvc_lab.convert.runtime`, ``bench/speed_bench.py``).
+        output within float32 rounding).  "bf16" runs their matrix products and convolutions
+        in bfloat16 (CPUs with AMX/AVX512-BF16): measured 1.8-2.6x faster on those two stages
+        and 1.8x per block on 2 cores (block 0.10 s with fcpe then runs at 0.9 of real time),
+        for ~5e-2 relative change of the features and ~2e-2 of the output
+        (``bench/speed_bench.py``; :mod:`rvc_lab.convert.runtime`).
     frontend_cache : bool
         Reuse HuBERT's convolution front-end frames of earlier blocks and compute only those
         reaching the new samples (:mod:`rvc_lab.convert.frontend_cache`).  Approximate: old
-        frames keep the GroupNorm statistics of their own block.  Saves ~a third of HuBERT.
+        frames keep the GroupNorm statistics of their own block, which on speech moves the
+        features by ~0.13 relative for ~20 % less HuBERT time: bf16 is the better trade.
     """
 
     block_time: float = 0.25
@@ -230,6 +233,9 @@ class StreamingConverter:
         self.resampler_out = StreamResampler(self.tgt_sr, sr) if self.tgt_sr != sr else None
         self._formant_resamplers: dict[int, object] = {}
         self._gate = None
+        # build (or fetch) the runtime model copies now, not inside the first block's deadline
+        runtime.runtime_encoder(models.encoder, settings.precision)
+        runtime.runtime_generator(models.net_g, settings.precision)
         self.frontend = None
         if settings.frontend_cache:
             from rvc_lab.convert.frontend_cache import FrontEndCache
