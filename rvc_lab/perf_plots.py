@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from rvc_lab.plots import STAGE_COLOURS
+from rvc_lab.plots import STAGE_COLOURS, _figure
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
+def _finish_axes(ax, ylabel: str, title: str | None = None, grid_axis: str = "both", **legend) -> None:
+    """The axes set-up the figures share: y label, light grid, legend (``legend`` kwargs), optional title."""
+    ax.set_ylabel(ylabel)
+    ax.grid(axis=grid_axis, alpha=0.3)
+    ax.legend(**legend)
+    if title:
+        ax.set_title(title)
 
 
 _PRECISION_STYLE = {"fp32": dict(color="#1f77b4", marker="o"), "bf16": dict(color="#d62728", marker="s")}
@@ -68,9 +71,7 @@ def plot_scaling(df, fit=None, title: str | None = None):
     ax_e.set_xlabel("extra_time (s)")
     ax_b.set_xlabel("block_time (s)")
     for ax in (ax_e, ax_b):
-        ax.set_ylabel("compute per block (ms)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_axes(ax, "compute per block (ms)", fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
@@ -106,11 +107,8 @@ def plot_mode_stages(table, label_col: str = "mode", title: str | None = None):
     ax.set_ylim(0, top)
     ax.axhline(block_ms, color="k", ls="--", lw=1, label="block duration")
     ax.set_xticks(x, [str(v) for v in table[label_col]], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("ms per block (median)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    if title:
-        ax.set_title(title)
+    _finish_axes(ax, "ms per block (median)", title, grid_axis="y",
+                 fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -122,9 +120,5 @@ def plot_memory(trace, title: str | None = None):
     ax.plot(minutes, trace["rss_mb"], label="RSS")
     ax.plot(minutes, trace["peak_rss_mb"], ls=":", label="peak RSS")
     ax.set_xlabel("stream time (min)")
-    ax.set_ylabel("MiB")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish_axes(ax, "MiB", title, fontsize=8)
     return fig

