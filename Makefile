@@ -28,8 +28,10 @@ report: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# make bench [UPSTREAM=/path/to/upstream/checkout]: per-stage stream timings, then the speed bench
 bench: setup
 	$(BIN)/python bench/stream_bench.py
+	$(BIN)/python bench/speed_bench.py --out bench-out $(if $(UPSTREAM),--upstream-checkout $(UPSTREAM))
 
 clean:
 	rm -rf $(VENV) .cache

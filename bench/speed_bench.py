@@ -4,11 +4,12 @@
 
 Writes CSV tables and PNG figures under ``--out`` and prints the tables:
 
-1. ``exact.csv``     exact mode (fp32) per block at upstream's configurations, on the parity
-                     assets (the seeded full-size weights upstream's timings were taken with)
-                     when ``../shared/parity`` exists, else on the demo assets; upstream's
-                     figure (ms), ours (median, p95), ratio, parity error of a full run of
-                     the golden case (relative L2, SOLA offsets equal).
+1. ``exact.csv``     exact mode (fp32), and bf16 in the same run, per block at upstream's
+                     configurations, on the parity assets (the seeded full-size weights
+                     upstream's goldens were made with) when ``../shared/parity`` exists, else
+                     on the demo assets; upstream (measured or stored, ms), ours (median, p95),
+                     ratio, error against upstream's golden output of a full run of the case
+                     (relative L2, SOLA offsets equal).
 2. ``kernels.csv``   stage kernels before/after: loaded fp32 modules vs the fp32 and bf16 runtime copies,
                      interleaved, with their relative difference.
 3. ``flops.csv``     FLOPs of each model stage per block, achieved GFLOP/s and the fraction of
@@ -22,10 +23,13 @@ Writes CSV tables and PNG figures under ``--out`` and prints the tables:
                      both precisions, with the least-squares cost model.
 6. ``memory.csv``, ``memory.png``: RSS over a simulated ``--memory-minutes`` stream.
 
-Upstream is not run here: its realtime code needs modules outside the stored snapshot (i18n,
-tools/cuda_graph) and fairseq.  Its per-block medians measured on this machine kind are stored
-in :data:`rvc_lab.perf.UPSTREAM_BLOCK_MS` (0.73 s at the defaults); ``--upstream PATH`` takes
-a JSON file ``{"defaults": ms, "fcpe_formant": ms}`` measured elsewhere instead.
+``--upstream-checkout PATH`` (an upstream RVC checkout, e.g. one fetched from
+RVC-Project/Retrieval-based-Voice-Conversion-WebUI) runs upstream's own ``RVC.infer`` on the
+same 16 kHz ring right after each rvc_lab block, in this process, on the same assets and torch
+(``bench/upstream_realtime.py``; needs transformers, the ``dev`` extra): ``upstream_ms`` is then
+measured.  Without it, ``upstream_ms`` is the figure stored in
+:data:`rvc_lab.perf.UPSTREAM_BLOCK_MS` (``../shared/parity/README.md``, taken with another torch
+build: not comparable, see the README), or what ``--upstream JSON`` gives.
 
 Every table compares configurations measured side by side in one run (blocks interleaved):
 absolute times drift with machine load, ratios much less.
@@ -98,9 +102,40 @@ def _models(parity: Path | None):
                                 rmvpe=p["rmvpe"]), None
 
 
+def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
+    """``on_block`` hook: upstream's ``RVC.infer`` on the 16 kHz ring of each block of the
+    configurations ``names``; ms per block in ``times[name]``."""
+    from upstream_realtime import UpstreamRealtime
+
+    voice = assets / "weights" / "rvcref_v2_40k_f0.pth"
+    index = assets / "indices" / "added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
+    runners = {}
+
+    def on_block(name, conv):
+        if name not in names:
+            return
+        if name not in runners:
+            s = conv.settings
+            runners[name] = UpstreamRealtime(checkout, assets, voice, index, pitch=s.pitch, formant=s.formant,
+                                             index_rate=s.index_rate, f0_method=s.f0_method)
+            times[name] = []
+        ring = conv.input_wav_res.clone()
+        t = time.perf_counter()
+        runners[name].infer(ring, conv.geometry)
+        times[name].append(1000 * (time.perf_counter() - t))
+
+    return on_block
+
+
 def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict, blocks: int, warmup: int,
-                sr: int) -> pd.DataFrame:
-    """Exact mode at upstream's configurations; parity error from a full run of the golden case."""
+                sr: int, checkout: Path | None = None) -> pd.DataFrame:
+    """Exact mode (and bf16, in the same run) at upstream's configurations; parity error from a
+    full run of the golden case.
+
+    With ``checkout`` (an upstream RVC checkout) and the parity assets, upstream's ``RVC.infer``
+    runs on the same 16 kHz ring right after each of rvc_lab's blocks (``upstream_ms`` is then
+    its median, ``upstream_source`` says "measured"); otherwise ``upstream_ms`` is the stored figure.
+    """
     from dataclasses import replace
 
     import soundfile as sf
@@ -109,27 +144,41 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
     from rvc_lab.convert.streaming import StreamSettings, stream_file
     from rvc_lab.instrument import StageTimer
 
-    settings, rows, inputs = {}, {}, {}
-    for name, (case, wav, kw) in PARITY_CASES.items():
-        settings[name] = StreamSettings(noise=True, seed=0, **kw)
+    settings, rows, inputs, cases = {}, {}, {}, {}
+    for key, (case, wav, kw) in PARITY_CASES.items():
         conf = f"{case} (block {kw['block_time']}, extra {kw['extra_time']}, {kw['f0_method']})"
-        rows[name] = {"configuration": conf,
-                      "upstream_ms": upstream.get(name, float("nan"))}
         if assets is not None:
-            inputs[name] = load_audio(assets / "audio" / wav)[0]
+            inputs[key] = load_audio(assets / "audio" / wav)[0]
+        for precision in ("fp32", "bf16"):
+            name = key if precision == "fp32" else f"{key}+bf16"
+            settings[name] = StreamSettings(noise=True, seed=0, precision=precision, **kw)
+            cases[name] = key
+            rows[name] = {"configuration": conf, "precision": precision,
+                          "upstream_ms": upstream.get(key, float("nan")), "upstream_source": "stored"}
     audio = inputs.get("defaults", perf.harmonic_glide(10.0, sr))
-    runs = perf.run_side_by_side(models, settings, audio, sr, blocks=warmup + blocks)
+    upstream_times: dict = {}
+    hook = None
+    if checkout is not None:
+        if assets is None:
+            raise SystemExit("--upstream-checkout needs the parity assets (../shared/parity and make_assets.py)")
+        # upstream once per configuration, after its exact-mode block
+        hook = _upstream_timer(checkout, assets / "assets", upstream_times, set(PARITY_CASES))
+    runs = perf.run_side_by_side(models, settings, audio, sr, blocks=warmup + blocks, on_block=hook)
     for name, run in runs.items():
+        if cases[name] in upstream_times:
+            times = upstream_times[cases[name]][warmup:]
+            rows[name].update(upstream_ms=float(np.median(times)), upstream_p95_ms=float(np.percentile(times, 95)),
+                              upstream_source="measured")
         s = perf.summarize_trace(run["trace"], warmup)
         rows[name].update(rvc_lab_ms=s["median_ms"], rvc_lab_p95_ms=s["p95_ms"], load_p95=s["load_p95"],
                           ratio=rows[name]["upstream_ms"] / s["median_ms"],
                           **{k: s.get(k, float("nan")) for k in ("content_features_ms", "f0_ms", "generator_ms")})
         if assets is not None and parity is not None:
-            case = PARITY_CASES[name][0]
+            case = PARITY_CASES[cases[name]][0]
             golden, _ = sf.read(parity / "cases" / f"{case}__zero" / "out.wav", dtype="float32")
             with np.load(parity / "cases" / f"{case}__zero" / "data.npz") as z:
                 offsets = z["sola_offset"]
-            out, _, conv = stream_file(models, inputs[name], sr, replace(settings[name], noise=False, seed=None),
+            out, _, conv = stream_file(models, inputs[cases[name]], sr, replace(settings[name], noise=False, seed=None),
                                        timer=StageTimer())
             got = conv.timer.to_frame()["sola_offset"].to_numpy()
             n = min(out.shape[0], golden.shape[0])
@@ -230,7 +279,10 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sr", type=int, default=48000, help="stream (device) rate")
-    p.add_argument("--upstream", help="JSON {configuration: upstream ms per block} to compare with")
+    p.add_argument("--upstream-checkout", type=Path,
+                   help="upstream RVC checkout: run its RVC.infer beside rvc_lab, block by block (needs transformers)")
+    p.add_argument("--upstream", help="JSON {configuration: upstream ms per block} to compare with "
+                                      "when no checkout is given")
     p.add_argument("--memory-minutes", type=float, default=10.0, help="simulated stream length of the memory run")
     p.add_argument("--skip", nargs="*", default=[], choices=["exact", "kernels", "flops", "modes", "scaling", "memory"])
     p.add_argument("--quick", action="store_true", help="fewer scaling points and modes (a smoke run)")
@@ -253,7 +305,7 @@ def main(argv=None) -> int:
 
     exact_row = {}
     if "exact" not in a.skip:
-        t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr)
+        t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr, a.upstream_checkout)
         t.to_csv(out / "exact.csv", index=False)
         _print("exact mode vs upstream (ms per block)", t)
         exact_row = t.iloc[0].to_dict()

@@ -27,8 +27,9 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-#: Upstream's full streaming block at its defaults on this machine kind (CPU fp32, 2 threads;
-#: ``../shared/parity/README.md``, "Upstream CPU timings"): median ms per 0.25 s block.
+#: Upstream's full streaming block as stored in ``../shared/parity/README.md`` ("Upstream CPU
+#: timings": CPU fp32, 2 threads, torch 2.13): median ms per block.  Another torch build and
+#: another day: ``bench/speed_bench.py --upstream-checkout`` measures upstream side by side instead.
 UPSTREAM_BLOCK_MS = {"defaults": 730.0, "fcpe_formant": 535.0}
 
 #: Upstream's realtime defaults (``realtime_gui.py``).
@@ -59,7 +60,7 @@ def _tile(audio: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- measuring
 def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, blocks: int | None = None,
-                     record: bool = False) -> dict:
+                     record: bool = False, on_block=None) -> dict:
     """Stream ``audio`` through one converter per configuration, one block of each in turn.
 
     Parameters
@@ -73,6 +74,9 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
         Blocks per configuration; default: enough to feed and flush ``audio``.
     record : bool
         Keep per-block intermediates (``converter.records``).
+    on_block : callable, optional
+        ``on_block(name, converter)`` after each block of each configuration: e.g. timing
+        another implementation on the same 16 kHz ring (``bench/speed_bench.py``, upstream).
 
     Returns
     -------
@@ -100,10 +104,12 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
         padded[:m] = x[:m]
         state[name] = dict(conv=conv, timer=timer, x=padded, n=n, out=[])
     for i in range(max(st["n"] for st in state.values())):
-        for st in state.values():
+        for name, st in state.items():
             if i < st["n"]:
                 bf = st["conv"].geometry.block_frame
                 st["out"].append(st["conv"].process_block(st["x"][i * bf : (i + 1) * bf]))
+                if on_block is not None:
+                    on_block(name, st["conv"])
     return {name: dict(trace=st["timer"].to_frame(), out=np.concatenate(st["out"]), converter=st["conv"])
             for name, st in state.items()}
 

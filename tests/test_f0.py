@@ -444,3 +444,19 @@ def test_bad_rmvpe_files(tmp_path, random_rmvpe_file):
     state = _shape_only_state()
     state["unet.encoder.bn.weight"] = torch.ones(1, dtype=torch.int32)
     rejected(state, "dtype")
+
+
+@pytest.mark.parametrize("height", [1, 2])
+def test_rmvpe_conv3x3_middle_row_path_equals_full_convolution(height):
+    # Conv3x3 drops the kernel rows that only meet zero padding when the time axis has one frame.
+    from rvc_lab.models.rmvpe import Conv3x3
+
+    torch.manual_seed(0)
+    conv = Conv3x3(64, 32).eval()
+    x = torch.randn(1, 64, height, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, padding=1),
+                                   rtol=1e-5, atol=1e-6)
+        conv.weight.mul_(2.0)  # an in-place change of the weights is seen by the cached row
+        torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, padding=1),
+                                   rtol=1e-5, atol=1e-6)

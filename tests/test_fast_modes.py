@@ -277,3 +277,22 @@ def test_fit_cost_model_recovers_a_known_cost_law():
     assert len(fig.axes) == 2
     cur, peak = perf.rss_mb()
     assert 0 < cur <= peak
+
+
+def test_side_by_side_interleaves_blocks_and_calls_the_hook(models):
+    from rvc_lab import perf
+
+    settings = {"a": StreamSettings(block_time=0.1, extra_time=0.3, f0_method="pm", noise=False),
+                "b": StreamSettings(block_time=0.2, extra_time=0.3, f0_method="pm", noise=False)}
+    seen = []
+
+    def hook(name, conv):
+        # the 16 kHz ring an external implementation (upstream, bench/speed_bench.py) is given
+        assert conv.input_wav_res.shape[0] == 160 * conv.geometry.input_frame // conv.geometry.zc
+        seen.append((name, conv.block_index))
+
+    runs = perf.run_side_by_side(models, settings, _tone(16000, 16000), 16000, blocks=3, on_block=hook)
+    assert [n for n, _ in seen] == ["a", "b"] * 3
+    assert [i for n, i in seen if n == "a"] == [1, 2, 3]
+    assert runs["a"]["out"].shape[0] == 3 * runs["a"]["converter"].geometry.block_frame
+    assert len(runs["b"]["trace"]) == 3

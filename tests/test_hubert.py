@@ -410,3 +410,15 @@ def test_batch_rows_are_independent():
     both = model.extract_features(torch.cat([a, b]), "v1")
     assert torch.allclose(both[1:], model.extract_features(b, "v1"), atol=1e-5)
 
+
+
+def test_first_convolution_as_matrix_product_equals_conv1d():
+    # WaveformConvStack.first_conv replaces oneDNN's 1 -> 512 channel convolution: same sums.
+    torch.manual_seed(0)
+    stack = HubertBase(HubertConfig()).conv_stack
+    wav = torch.randn(2, 16000)
+    with torch.no_grad():
+        want = torch.nn.functional.conv1d(wav.unsqueeze(1), stack.convs[0].weight, stride=5)
+        got = stack.first_conv(wav)
+    assert got.shape == want.shape == (2, 512, 3199)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
