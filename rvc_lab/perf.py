@@ -292,6 +292,42 @@ def max_realtime_extra(fit: pd.DataFrame, precision: str, block_time: float, cro
     return float(budget / c["ms_per_context_s"] - fixed_context) if c["ms_per_context_s"] > 0 else float("inf")
 
 
+#: Grids of :func:`scaling_study`: the report's and notebook's sweep, and a small one for CI.
+SCALING_GRID = dict(extra_times=(0.5, 1.0, 2.5, 5.0), block_times=(0.1, 0.25, 0.5), fixed_block=0.25,
+                    fixed_extra=2.5, blocks=8, warmup=2)
+SCALING_GRID_QUICK = dict(extra_times=(0.3, 1.0), block_times=(0.1, 0.2), fixed_block=0.2, fixed_extra=0.3,
+                          blocks=3, warmup=1)
+
+
+def scaling_study(models, f0_method: str, *, quick: bool = False, sr: int = 48000,
+                  precisions=("fp32", "bf16")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cost per block against extra_time and block_time, with the fitted cost model per precision.
+
+    What the report and the latency notebook show (``bench/speed_bench.py`` runs a finer grid
+    with more blocks).  Grid: :data:`SCALING_GRID` (``quick``: :data:`SCALING_GRID_QUICK`);
+    crossfade 0.05 s (at most the block), generator noise off.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`scaling_table`'s rows.
+    fit : pandas.DataFrame
+        :func:`fit_cost_model` of ``table``, plus ``realtime_extra_s_block_0.10`` and
+        ``..._0.25``: the longest extra_time (s) the model keeps within real time at those
+        block times (negative: not even with no extra context).
+    """
+    from rvc_lab.convert.streaming import StreamSettings
+
+    grid = SCALING_GRID_QUICK if quick else SCALING_GRID
+    base = StreamSettings(block_time=grid["fixed_block"], crossfade_time=0.05, extra_time=grid["fixed_extra"],
+                          f0_method=f0_method, noise=False)
+    table = scaling_table(models, base=base, precisions=precisions, sr=sr, **grid)
+    fit = fit_cost_model(table)
+    for block in (0.10, 0.25):
+        fit[f"realtime_extra_s_block_{block:.2f}"] = [max_realtime_extra(fit, p, block) for p in fit.index]
+    return table, fit
+
+
 # ---------------------------------------------------------------------------------- memory
 def rss_mb() -> tuple[float, float]:
     """(current, peak) resident set size of this process in MiB, from ``/proc/self/status``."""

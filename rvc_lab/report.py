@@ -318,6 +318,8 @@ class ReportData:
     parity_sweep: pd.DataFrame | None = None
     parity_detail: object = None
     latency: list = field(default_factory=list)
+    scaling: pd.DataFrame | None = None
+    scaling_fit: pd.DataFrame | None = None
     audio_clips: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -381,6 +383,13 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
             continue  # a voice without F0 makes configs that differ only in F0 method identical
         data.latency.append(profile_stream(models, lat_audio, sr, s, threads=threads, label=label))
     timings["latency profile"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from rvc_lab.perf import scaling_study
+
+    data.scaling, data.scaling_fit = scaling_study(models, "rmvpe" if voice.rmvpe else "fcpe", quick=plan.quick,
+                                                   sr=plan.stream_sr)
+    timings["cost scaling"] = time.perf_counter() - t
 
     d = data.parity_detail
     data.audio_clips = {
@@ -617,6 +626,19 @@ def render_html(data: ReportData) -> str:
         parts.append(_img(plots.plot_load_histogram(lp0.trace), f"load histogram {lp0.label}"))
         parts.append(f"<p>Stage times of <b>{esc(lp0.label)}</b> (ms):</p>")
         parts.append(_table(lp0.stages.reset_index().rename(columns={"index": "stage"})))
+    if data.scaling is not None:
+        from rvc_lab import perf_plots
+
+        parts.append("<h3>Cost against extra time and block time</h3>")
+        parts.append(
+            "<p>Median compute per block over a sweep of extra_time (at the fixed block time) and "
+            "block_time (at the fixed extra time), exact float32 and bfloat16 side by side in one run, "
+            "with the least-squares model <code>ms = fixed + a·context_s + b·decoded_s</code> (context: "
+            "the ring HuBERT and the text encoder see; decoded: the audio the decoder synthesises per "
+            "block). <code>realtime_extra_s_block_*</code>: the longest extra_time the model keeps "
+            "within real time at that block time (negative: none).</p>")
+        parts.append(_table(data.scaling_fit.reset_index(names="precision"), digits=3))
+        parts.append(_img(perf_plots.plot_scaling(data.scaling, data.scaling_fit), "cost scaling"))
 
     # --- metrics
     parts.append("<h2 id='metrics'>Metric tables</h2>")
@@ -666,6 +688,9 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
     if data.latency:
         put("latency_trace.csv", data.latency[0].trace.to_csv(index=False))
         put("latency_summary.csv", pd.DataFrame([lp.row() for lp in data.latency]).to_csv(index=False))
+    if data.scaling is not None:
+        put("scaling.csv", data.scaling.to_csv(index=False))
+        put("scaling_fit.csv", data.scaling_fit.to_csv(index_label="precision"))
     summary = {"synthetic_weights": data.synthetic, "quick": data.plan.quick, "environment": data.environment,
                "timings_s": data.timings_s, "plan": asdict(data.plan), "voice": asdict(data.voice),
                "parity": data.parity_detail.summary(), "input": data.speech_description}

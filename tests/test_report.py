@@ -29,7 +29,8 @@ def report_dir(tmp_path_factory, demo_assets):
 
 def test_report_files_and_content(report_dir):
     page = (report_dir / "index.html").read_text(encoding="utf-8")
-    for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "report.json"):
+    for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "scaling.csv",
+                 "scaling_fit.csv", "report.json"):
         assert (report_dir / name).stat().st_size > 0, name
     assert not list(report_dir.glob(".*.tmp")), "temporary files left behind"
     # self-contained: every src/href is inline data or an in-page anchor
@@ -39,8 +40,8 @@ def test_report_files_and_content(report_dir):
     images = re.findall(r'<img src="data:image/png;base64,', page)
     assert len(images) >= 8
     # the sections, and the plain statement about random weights
-    for heading in ("F0 accuracy on test tones", "Streaming vs offline", "Latency per stage", "Metric tables",
-                    "Environment"):
+    for heading in ("F0 accuracy on test tones", "Streaming vs offline", "Latency per stage",
+                    "Cost against extra time and block time", "Metric tables", "Environment"):
         assert heading in page
     assert "synthetic (seeded random numbers), not trained" in page
     summary = json.loads((report_dir / "report.json").read_text())
@@ -63,6 +64,15 @@ def test_report_tables_hold_measurements(report_dir):
     trace = pd.read_csv(report_dir / "latency_trace.csv")
     assert (trace.total > 0).all() and (trace.generator > 0).all()
     assert (trace[["content_features", "f0", "generator"]].sum(axis=1) <= trace.total + 1e-6).all()
+    # cost scaling: both precisions over the quick grid, ring = extra + crossfade + search + block
+    scaling = pd.read_csv(report_dir / "scaling.csv")
+    assert set(scaling.precision) == {"fp32", "bf16"} and len(scaling) == 6
+    np.testing.assert_allclose(scaling.context_s, scaling.extra_time + scaling.crossfade_time + 0.01
+                               + scaling.block_time, atol=1e-9)
+    fp32 = scaling[(scaling.precision == "fp32") & (scaling.block_time == 0.2)].set_index("extra_time")
+    assert fp32.median_ms[1.0] > fp32.median_ms[0.3]  # HuBERT over a 3x longer ring (blocks interleaved)
+    fit = pd.read_csv(report_dir / "scaling_fit.csv", index_col="precision")
+    assert list(fit.n) == [3, 3] and np.isfinite(fit["realtime_extra_s_block_0.10"]).all()
 
 
 def _browser(profile_dir: Path):
