@@ -66,7 +66,7 @@ class StreamSettings:
         Compute precision of HuBERT and the generator.  "fp32" (default) is exact (upstream's
         output within float32 rounding).  "bf16" runs their matrix products and convolutions
         in bfloat16 (CPUs with AMX/AVX512-BF16): measured 1.8-2.6x faster on those two stages
-        and 1.8x per block on 2 cores (block 0.10 s with fcpe then runs at 0.9 of real time),
+        and 1.8-2.1x per block on 2 cores (block 0.10 s with fcpe: load p95 0.84-0.98),
         for ~5e-2 relative change of the features and ~2e-2 of the output
         (``bench/speed_bench.py``; :mod:`rvc_lab.convert.runtime`).
     frontend_cache : bool
