@@ -18,12 +18,15 @@ block time (< 1 keeps up with real time).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+
+from rvc_lab.instrument import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -377,14 +380,10 @@ def memory_trace(models, settings, seconds: float, sr: int = 48000, every: int =
 def flop_counts(models, settings, sr: int = 48000, warmup: int = 3) -> dict:
     """FLOPs of HuBERT, F0 and the generator in one block (matrix products and convolutions).
 
-    Counted with :class:`torch.utils.flop_counter.FlopCounterMode` around the stage calls of
-    the block after ``warmup`` blocks.  Returns ``{"content_features": flops, "f0": ...,
+    Counted with :class:`torch.utils.flop_counter.FlopCounterMode` inside each timed stage of
+    the block after ``warmup`` blocks (the converter's stage timer is swapped for a counting one).  Returns ``{"content_features": flops, "f0": ...,
     "generator": ...}``.
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from rvc_lab.convert import stages
     from rvc_lab.convert.streaming import StreamingConverter
 
     conv = StreamingConverter(models, settings, sr)
@@ -392,29 +391,25 @@ def flop_counts(models, settings, sr: int = 48000, warmup: int = 3) -> dict:
     x = harmonic_glide((warmup + 1) * g.block_frame / sr, sr)
     for i in range(warmup):
         conv.process_block(x[i * g.block_frame : (i + 1) * g.block_frame])
-    counts: dict[str, float] = {}
+    conv.timer = _FlopCountingTimer()
+    conv.process_block(x[warmup * g.block_frame : (warmup + 1) * g.block_frame])
+    return {name: conv.timer.flops.get(name, 0) for name in MODEL_STAGES}
 
-    def counted(name, fn):
-        def wrapper(*args, **kwargs):
-            with FlopCounterMode(display=False) as fc:
-                out = fn(*args, **kwargs)
-            counts[name] = counts.get(name, 0) + fc.get_total_flops()
-            return out
-        return wrapper
 
-    est = models.f0_estimator(settings.f0_method)
-    saved = (stages.content_features, stages.content_features_from_conv, stages.run_generator, est.realtime)
-    try:
-        stages.content_features = counted("content_features", saved[0])
-        stages.content_features_from_conv = counted("content_features", saved[1])
-        stages.run_generator = counted("generator", saved[2])
-        est.realtime = counted("f0", saved[3])
-        with torch.no_grad():
-            conv.process_block(x[warmup * g.block_frame : (warmup + 1) * g.block_frame])
-    finally:
-        stages.content_features, stages.content_features_from_conv, stages.run_generator = saved[:3]
-        del est.realtime  # drop the instance attribute: the class method shows through again
-    return counts
+class _FlopCountingTimer(StageTimer):
+    """A :class:`~rvc_lab.instrument.StageTimer` that also counts each stage's FLOPs."""
+
+    def __init__(self):
+        super().__init__(enabled=True)
+        self.flops: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter, super().stage(name):
+            yield
+        self.flops[name] = self.flops.get(name, 0) + counter.get_total_flops()
 
 
 def peak_gflops(threads: int | None = None, size: int = 1024, dtype: str = "fp32", repeats: int = 10) -> float:
@@ -423,7 +418,9 @@ def peak_gflops(threads: int | None = None, size: int = 1024, dtype: str = "fp32
 
     import torch
 
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    from rvc_lab.convert.runtime import compute_dtype
+
+    dt = compute_dtype(dtype)
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

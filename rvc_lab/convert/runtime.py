@@ -49,6 +49,11 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def compute_dtype(precision: str) -> torch.dtype:
+    """The torch dtype a precision computes in (float32 or bfloat16)."""
+    return _DTYPES[check_precision(precision)]
+
+
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 

@@ -72,9 +72,8 @@ def content_features_from_conv(encoder, conv_feats: torch.Tensor, version: str, 
     from rvc_lab.models.channels_last import transformer_features
 
     model = runtime.runtime_encoder(encoder, precision)
-    if precision == "fp32":
+    with runtime.autocast(precision, conv_feats.device):
         return transformer_features(model, conv_feats, version)
-    return model.features_from_conv(conv_feats, version)
 
 
 def upsample_to_pitch_frames(feats: torch.Tensor) -> torch.Tensor:

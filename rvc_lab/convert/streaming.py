@@ -244,7 +244,7 @@ class StreamingConverter:
             # resampler's 160-sample overlap (gate and overlap taken at their largest)
             self.frontend = FrontEndCache(
                 models.encoder.conv_stack, self.input_wav_res.shape[0], g.block_frame_16k,
-                g.block_frame_16k + 480, dtype=torch.bfloat16 if settings.precision == "bf16" else torch.float32)
+                g.block_frame_16k + 480, dtype=runtime.compute_dtype(settings.precision))
 
     # ------------------------------------------------------------------ settings
     def update(self, **changes) -> None:

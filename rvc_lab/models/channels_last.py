@@ -325,12 +325,6 @@ class LowPrecisionHubert(nn.Module):
             x = self.conv_stack(wav.to(device=device, dtype=torch.float32))
             return transformer_features(self, x, version)
 
-    @torch.no_grad()
-    def features_from_conv(self, conv_feats: Tensor, version: str) -> Tensor:
-        """Features from front-end output ``[B, T, 512]`` (see :func:`transformer_features`)."""
-        with torch.autocast(self.feature_proj.weight.device.type, dtype=self.dtype):
-            return transformer_features(self, conv_feats, version)
-
 
 @torch.no_grad()
 def transformer_features(model, conv_feats: Tensor, version: str) -> Tensor:
