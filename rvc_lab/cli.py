@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -231,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", help="speech/tone file to convert (default: built-in inputs)")
     s.add_argument("--quick", action="store_true", help="smaller settings (used by tests)")
     s.set_defaults(func=cmd_report)
+
+    importlib.import_module("rvc_lab.live_cli").add_parser(sub)  # rvc-lab live
     return p
 
 

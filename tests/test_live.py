@@ -106,7 +106,9 @@ class FakeStream:
     Each call gets fresh float32 ``indata`` [blocksize, in_channels] (seeded noise, unique per
     block) and an ``outdata`` [blocksize, out_channels] pre-filled with NaN, so a callback that
     leaves it unwritten is caught.  ``between(k)`` runs after the k-th call returns, outside
-    the callback, standing for the time that passes until the next one.
+    the callback, standing for the time that passes until the next one.  Its clock (``time``,
+    ``time_info.currentTime``) is a sample clock that advances one block per callback, so the
+    driver's deadlines follow the fake stream's time, not the machine's.
     """
 
     instances: list["FakeStream"] = []
@@ -118,12 +120,18 @@ class FakeStream:
         self.channels = (channels, channels) if np.ndim(channels) == 0 else tuple(channels)
         self.callback, self.n_blocks, self.period_s, self.between = callback, n_blocks, period_s, between
         self.latency = (0.012, 0.034)  # what PortAudio reports for a duplex stream: (input, output) s
+        self.clock_s = 0.0
         self.inputs, self.outputs, self.callback_s, self.errors = [], [], [], []
         self.done = threading.Event()
         self._stop = threading.Event()
         self.started = self.stopped = self.closed = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         FakeStream.instances.append(self)
+
+    @property
+    def time(self):
+        """Like ``Pa_GetStreamTime``: the sample clock, here the last callback's block start (s)."""
+        return self.clock_s
 
     def start(self):
         self.started = True
@@ -144,8 +152,10 @@ class FakeStream:
                 break
             indata = rng.uniform(-0.8, 0.8, (self.blocksize, self.channels[0])).astype(np.float32)
             outdata = np.full((self.blocksize, self.channels[1]), np.nan, dtype=np.float32)
-            info = SimpleNamespace(inputBufferAdcTime=k * self.period_s, currentTime=k * self.period_s,
-                                   outputBufferDacTime=(k + 1) * self.period_s)
+            block_s = self.blocksize / self.samplerate
+            self.clock_s = k * block_s  # the stream's sample clock: one block per callback
+            info = SimpleNamespace(inputBufferAdcTime=(k - 1) * block_s, currentTime=k * block_s,
+                                   outputBufferDacTime=(k + 1) * block_s)
             t0 = time.perf_counter()
             try:
                 self.callback(indata, outdata, self.blocksize, info, 0)
@@ -184,9 +194,9 @@ def wait_until(predicate, timeout=WAIT_S):
 
 
 def worker_caught_up(live_conv: LiveConverter) -> bool:
-    """True once the worker has converted (or failed on) every block the callback queued."""
+    """True once the worker has converted (or failed on, or skipped) every block the callback queued."""
     s = live_conv.stats()
-    return s["converted"] + s["worker_errors"] == s["callbacks"] - s["dropped_inputs"]
+    return s["converted"] + s["worker_errors"] + s["skipped_inputs"] == s["callbacks"] - s["dropped_inputs"]
 
 
 def trace_outputs(stream: FakeStream, pitches=None):
@@ -280,13 +290,15 @@ def test_slow_block_never_blocks_the_callback_and_plays_as_counted_silence():
     # Exact accounting: the slow block s = 20 was captured at callback 20 and released after
     # callback 20 + hold.  Turns 21..20+hold had nothing to play (hold late blocks); inputs
     # 21..24 waited in the 4-block queue, 25..20+hold were dropped, so turn 21+hold (the
-    # conversion of dropped input 20+hold) is late as well.  Conversions of 20..24 arrived after
-    # their turns and were discarded.
+    # conversion of dropped input 20+hold) is late as well.  The conversion of 20 arrived after
+    # its turn and was discarded; 21..24, whose turns had passed when the worker got to them,
+    # were skipped rather than converted for nothing.
     queue_blocks = 4
     assert stats["late_blocks"] == hold + 1
     assert stats["dropped_inputs"] == hold - queue_blocks
-    assert stats["stale_outputs"] == queue_blocks + 1
-    assert stats["callbacks"] == 90 and stats["converted"] == len(conv.inputs) == 90 - (hold - queue_blocks)
+    assert stats["skipped_inputs"] == queue_blocks
+    assert stats["stale_outputs"] == 1
+    assert stats["callbacks"] == 90 and stats["converted"] == len(conv.inputs) == 90 - hold
     # the stream is back to one-block latency after the stall
     assert sources[slow + hold + 2 :] == list(range(slow + hold + 1, 89))
     # converted outputs are either played once, discarded as stale, or still queued at the end

@@ -1,0 +1,347 @@
+"""A live session from the outside: check devices before anything loads, measure the round trip.
+
+Used by ``rvc-lab live``, the latency notebook panel and ``bench/live_soak.py``; the driver itself
+is :class:`rvc_lab.live.LiveConverter`, the signal processing :mod:`rvc_lab.metrics.latency`.
+
+Latency measurement (:func:`measure_latency`): the stream's output plays noise bursts
+(:func:`~rvc_lab.metrics.latency.noise_bursts`) through a loopback — a JACK connection from
+the stream's output port to its input port, or a user's cable or virtual device — while the
+conversion of what comes back is recorded where it would have been played.  Two delays come
+out of one run:
+
+* the **device loop**: bursts played -> bursts captured (PortAudio's buffering, the server, the
+  cable), always by cross-correlation;
+* the **round trip**: bursts played -> their conversion at the output, i.e. capture to playback
+  of the chain as a user hears it (device loop + queue + the converter's own delay).  For
+  passthrough (and trained voices) by cross-correlation; for random-weight voices, whose output
+  is noise unrelated to the input, by the onsets of the output's energy envelope behind the
+  silence gate.
+
+The gate compares the round trip with :func:`rvc_lab.live.latency_budget`'s formula.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rvc_lab import jack
+from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.live import LiveAudioError, LiveConverter, latency_budget, load_sounddevice
+from rvc_lab.metrics.latency import BurstTrain, LatencyEstimate, latency_line, noise_bursts, onset_delays, xcorr_delays
+
+log = logging.getLogger(__name__)
+
+#: Agreement asked of the bursts: cross-correlation is sample-exact (2 ms as rvc-next's check);
+#: energy onsets move with the SOLA offset of the block they fall in (one 10 ms search window).
+AGREE_MS = {"xcorr": 2.0, "onset": 10.0}
+#: Bursts a measurement plays, and the fewest that must come back.
+DEFAULT_BURSTS = 8
+MIN_BURSTS = 4
+#: Silence gate used for measuring a conversion when the user left it off (dBFS; bursts are -18).
+MEASURE_THRESHOLD_DB = -40.0
+
+NO_DEVICE_FIX = (f"start an audio server (without a sound card: `{jack.JACK_START_HINT}`) or connect a device, "
+                 "then see `rvc-lab live --list-devices`")
+
+
+# ------------------------------------------------------------------------------------ devices
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Input and output device checked for a stream.
+
+    Attributes
+    ----------
+    input, output : int
+        PortAudio device indices.
+    input_name, output_name, hostapi : str
+    sample_rate : int
+        The stream rate (Hz) both devices accept.
+    """
+
+    input: int
+    output: int
+    input_name: str
+    output_name: str
+    hostapi: str
+    sample_rate: int
+
+    @property
+    def is_jack(self) -> bool:
+        return "JACK" in self.hostapi
+
+
+def _resolve(sd, spec, kind: str) -> dict:
+    try:
+        if spec is None:
+            info = sd.query_devices(kind=kind)
+        else:
+            info = sd.query_devices(int(spec) if str(spec).isdigit() else spec, kind=kind)
+    except (ValueError, sd.PortAudioError) as exc:
+        if spec is None:
+            raise LiveAudioError(f"no default {kind} device: {NO_DEVICE_FIX}") from exc
+        raise LiveAudioError(f"no {kind} device matches {spec!r} ({exc}); "
+                             "`rvc-lab live --list-devices` shows the devices PortAudio sees") from exc
+    return info
+
+
+def check_devices(input_device=None, output_device=None, sample_rate: int | None = None,
+                  channels: tuple[int, int] = (1, 1)) -> DeviceChoice:
+    """Resolve and check both devices for a float32 duplex stream; nothing is opened.
+
+    Parameters
+    ----------
+    input_device, output_device : int or str, optional
+        Index or name substring; None: PortAudio's default.
+    sample_rate : int, optional
+        Stream rate (Hz); default the input device's default rate.  Must be a multiple of 100
+        (the converter works in 10 ms frames).
+    channels : (int, int)
+        Input and output channel counts.
+
+    Raises
+    ------
+    LiveAudioError
+        PortAudio missing, no device at all (no audio server), a device not found, too few
+        channels, a rate the device (or the server) refuses; each with the fix.
+    """
+    sd = load_sounddevice()
+    if len(sd.query_devices()) == 0:
+        raise LiveAudioError(f"PortAudio sees no audio device at all (no audio server is running): {NO_DEVICE_FIX}")
+    din = _resolve(sd, input_device, "input")
+    dout = _resolve(sd, output_device, "output")
+    rate = int(sample_rate or round(din["default_samplerate"]))
+    if rate % 100:
+        raise LiveAudioError(f"sample rate {rate} Hz is not a multiple of 100 Hz (the converter works in 10 ms "
+                             "frames): pass --sample-rate 48000 (or 44100, 40000, 32000, 16000)")
+    for info, kind, n in ((din, "input", channels[0]), (dout, "output", channels[1])):
+        have = int(info[f"max_{kind}_channels"])
+        if n > have:
+            raise LiveAudioError(f"{kind} device {info['name']!r} has {have} {kind} channel(s), {n} asked: "
+                                 f"pass --channels {max(1, min(have, n))}")
+    for info, kind, check, n in ((din, "input", sd.check_input_settings, channels[0]),
+                                 (dout, "output", sd.check_output_settings, channels[1])):
+        try:
+            check(device=info["index"], channels=n, samplerate=rate, dtype="float32")
+        except sd.PortAudioError as exc:
+            default = int(round(info["default_samplerate"]))
+            hint = (f"pass --sample-rate {default} (the device's rate"
+                    + ("; a JACK server runs only at the rate it was started with)" if "JACK" in _hostapi(sd, info) else ")"))
+            raise LiveAudioError(f"{kind} device {info['name']!r} refuses {rate} Hz, {n} channel(s) ({exc}): {hint}") from exc
+    return DeviceChoice(input=int(din["index"]), output=int(dout["index"]), input_name=din["name"],
+                        output_name=dout["name"], hostapi=_hostapi(sd, dout), sample_rate=rate)
+
+
+def _hostapi(sd, info: dict) -> str:
+    return str(sd.query_hostapis(info["hostapi"])["name"])
+
+
+def check_model_files(model=None, hubert=None, index=None, rmvpe=None, f0_method: str = "rmvpe") -> None:
+    """Every file a conversion needs exists and is a non-empty file, before any model loads.
+
+    Raises
+    ------
+    SettingsError
+        ``--model`` / ``--hubert`` missing, or rmvpe asked without ``--rmvpe``.
+    ModelFileError
+        A path that does not exist, is not a file (a HuBERT directory is fine) or is empty.
+    """
+    if not model or not hubert:
+        raise SettingsError("live conversion needs --model VOICE.pth and --hubert hubert_base.pt "
+                            "(or --passthrough, which needs no model)")
+    if f0_method == "rmvpe" and not rmvpe:
+        raise SettingsError("--f0-method rmvpe needs --rmvpe rmvpe.pt (or choose another method, e.g. --f0-method fcpe)")
+    for path, dir_ok in ((model, False), (hubert, True), (index, False), (rmvpe, False)):
+        if not path:
+            continue
+        p = Path(path)
+        if not p.exists():
+            raise ModelFileError(p, "does not exist")
+        if p.is_dir():
+            if not dir_ok:
+                raise ModelFileError(p, "is a directory, expected a file")
+            continue
+        if p.stat().st_size == 0:
+            raise ModelFileError(p, "is empty")
+        if not os.access(p, os.R_OK):
+            raise ModelFileError(p, "is not readable")
+
+
+def jack_period_s(devices: DeviceChoice) -> float | None:
+    """The JACK server's period (s) when the stream runs on JACK and ``jack_bufsize`` answers, else None."""
+    if not devices.is_jack:
+        return None
+    try:
+        return jack.buffer_size() / devices.sample_rate
+    except jack.JackError as exc:
+        log.info("JACK period unknown (%s)", exc)
+        return None
+
+
+class StreamPorts:
+    """Finds the JACK ports a stream opens (those that appear when it starts) and loops them."""
+
+    def __init__(self):
+        self.before = jack.ports()
+        self.ports: list[str] = []
+
+    def loop(self) -> list[tuple[str, str]]:
+        """Connect the new stream's outputs to its inputs (see :func:`rvc_lab.jack.loopback`)."""
+        self.ports = jack.new_ports(self.before)
+        pairs = jack.loopback(self.ports)
+        log.info("JACK loopback: %s", ", ".join(f"{a} -> {b}" for a, b in pairs))
+        return pairs
+
+
+# ------------------------------------------------------------------------------------ latency
+@dataclass
+class LatencyMeasurement:
+    """Result of :func:`measure_latency`.
+
+    Attributes
+    ----------
+    round_trip : LatencyEstimate
+        Bursts played -> their conversion at the output.
+    device_loop : LatencyEstimate
+        Bursts played -> bursts captured (cross-correlation).
+    budget : dict
+        :func:`rvc_lab.live.latency_budget` (seconds).
+    period_s : float
+        The gate's tolerance: the JACK period on JACK, else the block (PortAudio does not report
+        a device period).
+    passed : bool
+    reason : str
+    lost_to_late_blocks : int
+        Bursts not counted because a late block (played silence) cut into them.
+    train : BurstTrain
+    captured, played : np.ndarray
+        The probe's recordings (float32, the train's time origin).
+    """
+
+    round_trip: LatencyEstimate
+    device_loop: LatencyEstimate
+    budget: dict
+    period_s: float
+    passed: bool
+    reason: str
+    lost_to_late_blocks: int
+    train: BurstTrain
+    captured: np.ndarray = field(repr=False)
+    played: np.ndarray = field(repr=False)
+
+    @property
+    def formula_ms(self) -> float:
+        return 1000.0 * self.budget["formula_s"]
+
+    @property
+    def line(self) -> str:
+        """``measured latency: M ms (formula F ms, period P ms, bursts N/K agree within D ms)``."""
+        return latency_line(self.round_trip, self.formula_ms, 1000.0 * self.period_s)
+
+    def budget_lines(self) -> list[str]:
+        """The budget as reported and as measured, one part per line (ms)."""
+        b = {k: 1000.0 * v for k, v in self.budget.items()}
+        loop = self.device_loop.measured_ms
+        total = self.round_trip.measured_ms
+        lines = [
+            f"formula: device in {b['device_input_s']:.1f} + device out {b['device_output_s']:.1f} (PortAudio's figures)"
+            + (f" + block {b['block_s']:.1f}" if b["block_s"] else " (they hold the block's buffering)")
+            + f" + queue {b['queue_s']:.1f} + chain {b['chain_s']:.1f} = {b['formula_s']:.1f} ms",
+            f"upstream's displayed delay: {b['upstream_displayed_s']:.1f} ms (output latency + block + crossfade + 10 ms; "
+            "no queue)",
+            f"measured: device loop {loop:.1f} ms (reported in + out {b['device_input_s'] + b['device_output_s']:.1f}),"
+            f" converter {total - loop:.1f} ms (queue {b['queue_s']:.1f} + algorithmic {total - loop - b['queue_s']:.1f};"
+            f" formula chain {b['chain_s']:.1f}), round trip {total:.1f} ms",
+        ]
+        if self.lost_to_late_blocks:
+            lines.append(f"{self.lost_to_late_blocks} burst(s) not counted: a late block played silence over them")
+        return lines
+
+
+def burst_train_for(budget: dict, sr: int, n_bursts: int = DEFAULT_BURSTS, seed: int = 0) -> BurstTrain:
+    """A burst train whose spacing leaves room for the expected round trip (twice the formula)."""
+    expected = budget["formula_s"]
+    burst_s = 0.2
+    interval = max(1.0, 2.0 * expected + burst_s)
+    return noise_bursts(sr, n_bursts=n_bursts, burst_s=burst_s, interval_s=interval, lead_s=0.5,
+                        tail_s=interval, seed=seed)
+
+
+def measure_latency(live: LiveConverter, *, method: str, period_s: float | None = None,
+                    block_in_device_latency: bool, n_bursts: int = DEFAULT_BURSTS, seed: int = 0,
+                    timeout_s: float | None = None) -> LatencyMeasurement:
+    """Play bursts through the running session's loopback and measure device loop and round trip.
+
+    Parameters
+    ----------
+    live : LiveConverter
+        Started, its output looped back to its input.
+    method : {"xcorr", "onset"}
+        Round-trip detector: "xcorr" for passthrough (or trained voices), "onset" for outputs
+        that follow the bursts only in loudness (random-weight voices behind the silence gate).
+    period_s : float, optional
+        The gate's tolerance; default one block.
+    block_in_device_latency : bool
+        Passed to :func:`rvc_lab.live.latency_budget` (True on JACK, measured).
+    n_bursts : int
+    seed : int
+        Burst noise seed.
+    timeout_s : float, optional
+        Longest wait for the probe (default: three times its length + 10 s).
+
+    Returns
+    -------
+    LatencyMeasurement
+    """
+    if method not in AGREE_MS:
+        raise SettingsError(f"method {method!r}: use 'xcorr' or 'onset'")
+    conv = live.converter
+    g = conv.geometry
+    budget = latency_budget(conv, live.stream_latency(), live.delay_blocks,
+                            block_in_device_latency=block_in_device_latency)
+    block_s = g.block_frame / g.sr
+    period = float(period_s) if period_s else block_s
+    train = burst_train_for(budget, g.sr, n_bursts, seed)
+    probe = live.start_probe(train.signal)
+    length_s = train.signal.shape[0] / g.sr
+    if not probe.wait(timeout_s if timeout_s is not None else 3 * length_s + 10):
+        live.end_probe()
+        raise LiveAudioError(f"the probe signal ({length_s:.1f} s) did not finish playing: is the stream running?")
+    live.end_probe()
+    window = int((train.onsets[1] - train.onsets[0]) if train.n_bursts > 1 else g.sr) - train.length
+    max_delay = max(window, 1)
+    loop = xcorr_delays(probe.captured, train, 0, max_delay)
+    if method == "xcorr":
+        rt = xcorr_delays(probe.played, train, 0, max_delay)
+    else:
+        rt = onset_delays(probe.played, train, 0, max_delay)
+    lost = _drop_bursts_hit_by_late_blocks(rt, train, probe.late_spans(), g.sr, budget["formula_s"], period)
+    passed, reason = rt.gate(1000.0 * budget["formula_s"], 1000.0 * period, AGREE_MS[method], MIN_BURSTS)
+    return LatencyMeasurement(round_trip=rt, device_loop=loop, budget=budget, period_s=period, passed=passed,
+                              reason=reason, lost_to_late_blocks=lost, train=train, captured=probe.captured,
+                              played=probe.played)
+
+
+def _drop_bursts_hit_by_late_blocks(est: LatencyEstimate, train: BurstTrain, late: list[tuple[int, int]],
+                                    sr: int, expected_s: float, period_s: float) -> int:
+    """Mark as not found the bursts whose arrival overlaps silence played for a late block.
+
+    The arrival is taken where the burst was found and where the formula expects it (a late
+    block can wipe a burst out, and then what was "found" is something else).
+    """
+    if not late:
+        return 0
+    lost = 0
+    guard = int(0.02 * sr) + int(2 * period_s * sr)
+    for k in range(train.n_bursts):
+        starts = [int(train.onsets[k] + expected_s * sr)]
+        if np.isfinite(est.delays[k]):
+            starts.append(int(train.onsets[k] + est.delays[k]))
+        hit = any(s < a + train.length + guard and e > a - guard for a in starts for s, e in late)
+        if hit:
+            est.delays[k] = np.nan
+            lost += 1
+    return lost
