@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
+from rvc_lab.atomic import write_text_atomic
 from rvc_lab.audio import load_audio, prepare_input, write_wav_atomic
 from rvc_lab.cli.options import add_voice_options, load_models, noise_kwargs
 from rvc_lab.convert.offline import OfflineSettings, convert_offline
 from rvc_lab.convert.streaming import StreamSettings, stream_file
-from rvc_lab.instrument import StageTimer, load_summary
+from rvc_lab.instrument import StageTimer, summarize_trace
 
 log = logging.getLogger("rvc_lab")
 
@@ -51,10 +51,8 @@ def cmd_stream(a: argparse.Namespace) -> int:
     write_wav_atomic(a.output, out, out_sr, subtype="FLOAT")
     trace = timer.to_frame()
     if a.trace:
-        tmp = f"{a.trace}.tmp"
-        trace.to_csv(tmp, index=False)
-        os.replace(tmp, a.trace)
-    summary = load_summary(trace)
+        write_text_atomic(a.trace, trace.to_csv(index=False))
+    summary = summarize_trace(trace)
     log.info("wrote %s: %d blocks, load p50 %.2f p95 %.2f, %d overruns, algorithmic latency %.0f ms",
              a.output, summary["blocks"], summary["load_p50"], summary["load_p95"], summary["overruns"],
              conv.geometry.algorithmic_latency_s * 1000)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 import numpy as np
 import pandas as pd
 
+from rvc_lab.atomic import write_text_atomic
 from rvc_lab.audio import load_audio, prepare_input
 from rvc_lab.f0 import F0Estimator
 from rvc_lab.f0.pitch import shift_semitones
@@ -24,9 +24,7 @@ def cmd_f0(a: argparse.Namespace) -> int:
     if a.pitch:
         f0 = shift_semitones(f0, a.pitch)
     df = pd.DataFrame({"time_s": np.arange(len(f0)) * 0.01, "f0_hz": f0, "voiced": f0 > 0})
-    tmp = f"{a.output}.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, a.output)
+    write_text_atomic(a.output, df.to_csv(index=False))
     log.info("wrote %s: %d frames, %d voiced", a.output, len(df), int(df.voiced.sum()))
     return 0
 
