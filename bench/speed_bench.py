@@ -55,6 +55,9 @@ import pandas as pd
 import torch
 
 from rvc_lab import perf
+from rvc_lab.atomic import write_bytes_atomic, write_text_atomic
+from rvc_lab.instrument import summarize_trace
+from rvc_lab.metrics.spectral import rel_l2
 
 log = logging.getLogger("speed_bench")
 
@@ -169,7 +172,7 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
             times = upstream_times[cases[name]][warmup:]
             rows[name].update(upstream_ms=float(np.median(times)), upstream_p95_ms=float(np.percentile(times, 95)),
                               upstream_source="measured")
-        s = perf.summarize_trace(run["trace"], warmup)
+        s = summarize_trace(run["trace"], warmup)
         rows[name].update(rvc_lab_ms=s["median_ms"], rvc_lab_p95_ms=s["p95_ms"], load_p95=s["load_p95"],
                           ratio=rows[name]["upstream_ms"] / s["median_ms"],
                           **{k: s.get(k, float("nan")) for k in ("content_features_ms", "f0_ms", "generator_ms")})
@@ -182,7 +185,7 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
                                        timer=StageTimer())
             got = conv.timer.to_frame()["sola_offset"].to_numpy()
             n = min(out.shape[0], golden.shape[0])
-            rows[name]["parity_rel_l2"] = float(np.linalg.norm(out[:n] - golden[:n]) / np.linalg.norm(golden[:n]))
+            rows[name]["parity_rel_l2"] = rel_l2(out[:n], golden[:n])
             rows[name]["sola_offsets_equal"] = bool(np.array_equal(got, offsets))
     return pd.DataFrame(rows.values())
 
@@ -222,7 +225,7 @@ def kernel_table(models, repeats: int = 7) -> pd.DataFrame:
         for p in runtime.PRECISIONS:
             rows.append({"stage": label, "precision": p, "loaded_fp32_ms": 1000 * base,
                          "runtime_ms": 1000 * np.median(times[p]), "speedup": base / np.median(times[p]),
-                         "rel_diff": float((outs[p] - ref).norm() / ref.norm())})
+                         "rel_diff": rel_l2(outs[p].numpy(), ref.numpy())})
     return pd.DataFrame(rows)
 
 
@@ -306,32 +309,32 @@ def main(argv=None) -> int:
     exact_row = {}
     if "exact" not in a.skip:
         t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr, a.upstream_checkout)
-        t.to_csv(out / "exact.csv", index=False)
+        write_text_atomic(out / "exact.csv", t.to_csv(index=False))
         _print("exact mode vs upstream (ms per block)", t)
         exact_row = t.iloc[0].to_dict()
     if "kernels" not in a.skip:
         t = kernel_table(models)
-        t.to_csv(out / "kernels.csv", index=False)
+        write_text_atomic(out / "kernels.csv", t.to_csv(index=False))
         _print("stage kernels: loaded fp32 modules vs runtime copies per precision", t)
     if "flops" not in a.skip and exact_row:
         t = flops_table(models, exact_row, a.sr, a.threads)
-        t.to_csv(out / "flops.csv", index=False)
+        write_text_atomic(out / "flops.csv", t.to_csv(index=False))
         _print("FLOPs and efficiency at upstream defaults (exact mode)", t)
     if "modes" not in a.skip:
         t = modes_tables(models, a.sr, a.warmup, a.quick, a.mode_configs)
-        t.to_csv(out / "modes.csv", index=False)
+        write_text_atomic(out / "modes.csv", t.to_csv(index=False))
         _print("fast modes vs exact", t, ["configuration", "mode", "median_ms", "p95_ms", "load_p95", "speedup",
                                            "content_features_ms", "f0_ms", "generator_ms", "feat_rel_l2", "rel_l2",
                                            "snr_db", "mcd_db", "f0_corr", "f0_raw_pitch_accuracy"])
         for conf, d in t.groupby("configuration", sort=False):
             fig = perf_plots.plot_mode_stages(d.reset_index(drop=True), title=conf)
-            (out / f"modes_{'target' if 'target' in conf else 'defaults'}.png").write_bytes(figure_to_png(fig))
+            write_bytes_atomic(out / f"modes_{'target' if 'target' in conf else 'defaults'}.png", figure_to_png(fig))
     if "scaling" not in a.skip:
         kw = dict(extra_times=(0.5, 2.5, 5.0), block_times=(0.1, 0.5)) if a.quick else {}
         t = perf.scaling_table(models, blocks=a.blocks, warmup=a.warmup, sr=a.sr, **kw)
         fit = perf.fit_cost_model(t)
-        t.to_csv(out / "scaling.csv", index=False)
-        fit.to_csv(out / "scaling_fit.csv")
+        write_text_atomic(out / "scaling.csv", t.to_csv(index=False))
+        write_text_atomic(out / "scaling_fit.csv", fit.to_csv())
         _print("scaling (ms per block)", t, ["precision", "sweep", "block_time", "extra_time", "context_s", "decoded_s",
                                              "median_ms", "p95_ms", "load_p95"])
         _print("cost model: ms = fixed + a*context_s + b*decoded_s", fit.reset_index(names="precision"))
@@ -339,20 +342,20 @@ def main(argv=None) -> int:
             at = {b: perf.max_realtime_extra(fit, prec, b) for b in (0.10, 0.25)}
             print(f"{prec}: longest real-time extra_time (same F0 method) at block 0.10 s: {at[0.10]:.2f} s; "
                   f"at 0.25 s: {at[0.25]:.2f} s")
-        (out / "scaling.png").write_bytes(figure_to_png(perf_plots.plot_scaling(t, fit, title=f"{a.threads} threads")))
+        write_bytes_atomic(out / "scaling.png", figure_to_png(perf_plots.plot_scaling(t, fit, title=f"{a.threads} threads")))
     if "memory" not in a.skip:
         from rvc_lab.convert.streaming import StreamSettings
 
         s = StreamSettings(noise=True, seed=0, index_rate=0.5, block_time=0.25, extra_time=1.0, f0_method="fcpe",
                            precision="bf16", frontend_cache=True)
         t = perf.memory_trace(models, s, a.memory_minutes * 60, a.sr, every=40)
-        t.to_csv(out / "memory.csv", index=False)
+        write_text_atomic(out / "memory.csv", t.to_csv(index=False))
         first = t[t["audio_s"] >= 10].iloc[0]  # after warm-up allocations
         last = t.iloc[-1]
         print(f"\n## memory: RSS {first.rss_mb:.0f} MiB after 10 s, {last.rss_mb:.0f} MiB after "
               f"{last.audio_s / 60:.1f} min ({last.rss_mb - first.rss_mb:+.1f} MiB); peak {last.peak_rss_mb:.0f} MiB")
         fig = perf_plots.plot_memory(t, title="bf16 + frontend cache, block 0.25 s")
-        (out / "memory.png").write_bytes(figure_to_png(fig))
+        write_bytes_atomic(out / "memory.png", figure_to_png(fig))
     return 0
 
 

@@ -14,12 +14,14 @@ import argparse
 import sys
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.files.synthetic import cached_demo_assets
-from rvc_lab.instrument import StageTimer, load_summary, stage_summary
+from rvc_lab.atomic import write_text_atomic
+from rvc_lab.instrument import StageTimer, stage_summary, summarize_trace
 
 #: (label, settings): upstream's defaults, and the low-latency configuration of issue 3.
 CONFIGS = [
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     for label, kw in CONFIGS:
         trace, g = bench_config(models, StreamSettings(index_rate=0.5, noise=True, seed=0, **kw), a.sr, a.blocks, a.warmup)
         summary = stage_summary(trace)
-        load = load_summary(trace)
+        load = summarize_trace(trace)
         print(f"\n## {label}: block {g.block_frame / g.sr * 1000:.0f} ms, algorithmic latency "
               f"{g.algorithmic_latency_s * 1000:.0f} ms, {a.threads} threads, {len(trace)} blocks")
         print(summary.round(1).to_string())
@@ -69,9 +71,7 @@ def main(argv=None) -> int:
         trace.insert(0, "config", label)
         rows.append(trace)
     if a.csv:
-        import pandas as pd
-
-        pd.concat(rows).to_csv(a.csv, index=False)
+        write_text_atomic(a.csv, pd.concat(rows).to_csv(index=False))
     return 0
 
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from rvc_lab.errors import InvalidAudioError
+from rvc_lab.atomic import atomic_open
+from rvc_lab.errors import InvalidAudioError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 def _decode(path: str) -> tuple[np.ndarray, int]:
     """float32 [N, C] and the sample rate, via soundfile, else librosa/audioread."""
-    import soundfile as sf
-
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
         return data, sr
@@ -111,19 +110,45 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
             y, sr = librosa.load(path, sr=None, mono=False, dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 -- any decoder failure means "not readable audio"
         raise InvalidAudioError(
-            f"{path}: not a readable audio file ({_first_line(first_error)}; fallback decoder: {_first_line(exc)})"
+            f"{path}: not a readable audio file ({first_line(first_error)}; fallback decoder: {first_line(exc)})"
         ) from None
     y = np.asarray(y, dtype=np.float32)
     data = y[:, None] if y.ndim == 1 else y.T
     return data, int(sr)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 # ------------------------------------------------------------------------------- preparation
+def limit_peak(audio: np.ndarray, limit: float) -> tuple[np.ndarray, float]:
+    """Scale audio down when its peak exceeds ``limit``; the one peak limiter of the package.
+
+    The ratio ``max|x| / limit`` is computed in float64 and the array is divided by it rounded
+    to the array's own float dtype (what upstream's numpy 1.26 did, see :func:`normalize_peak`).
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        float [N] (float32 or float64; other dtypes become float32).
+    limit : float
+        Largest |sample| let through unchanged.
+
+    Returns
+    -------
+    audio : np.ndarray
+        A new array when scaled, else the input (as a float array).
+    ratio : float
+        The factor it was divided by (1.0 when unchanged).
+    """
+    x = np.asarray(audio)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    if x.size == 0:
+        return x, 1.0
+    ratio = float(np.abs(x).max()) / limit
+    if ratio > 1:
+        return x / x.dtype.type(ratio), ratio
+    return x, 1.0
+
+
 def normalize_peak(audio: np.ndarray, limit: float = INPUT_PEAK_LIMIT) -> np.ndarray:
     """Scale audio down when its peak exceeds ``limit`` (upstream ``vc_single``), else return it.
 
@@ -144,13 +169,9 @@ def normalize_peak(audio: np.ndarray, limit: float = INPUT_PEAK_LIMIT) -> np.nda
     np.ndarray
         float32 [N]: a new array when scaled, the (float32) input otherwise.
     """
-    x = np.asarray(audio, dtype=np.float32)
-    if x.size == 0:
-        return x
-    ratio = float(np.abs(x).max()) / limit
+    x, ratio = limit_peak(np.asarray(audio, dtype=np.float32), limit)
     if ratio > 1:
         logger.info("input peak %.3f above %.2f: scaled down by %.4f (as upstream)", ratio * limit, limit, ratio)
-        return x / np.float32(ratio)
     return x
 
 
@@ -300,9 +321,8 @@ def float_to_int16_upstream(audio: np.ndarray) -> np.ndarray:
 def write_wav_atomic(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
     """Write a WAV file so that ``path`` is either the complete new file or untouched.
 
-    The data go to a temporary file in the same directory (same file system), which then
-    replaces ``path`` with ``os.replace``; on any error the temporary file is removed and the
-    error re-raised.
+    Written through :func:`rvc_lab.atomic.atomic_open` (a temporary sibling, then
+    ``os.replace``; on any error the temporary file is removed and the error re-raised).
 
     Parameters
     ----------
@@ -321,8 +341,6 @@ def write_wav_atomic(path: str | os.PathLike, audio: np.ndarray, sr: int, subtyp
     Path
         ``path``.
     """
-    import soundfile as sf
-
     if subtype not in _WAV_SUBTYPES:
         raise ValueError(f"WAV subtype must be one of {_WAV_SUBTYPES}, got {subtype!r}")
     if int(sr) <= 0:
@@ -334,20 +352,6 @@ def write_wav_atomic(path: str | os.PathLike, audio: np.ndarray, sr: int, subtyp
         raise InvalidAudioError(f"{os.fspath(path)}: refusing to write audio with NaN/Inf samples")
 
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden, unique sibling; opened with "x" (not mkstemp) so the final file gets the usual
-    # umask-derived permissions instead of mkstemp's 0600.
-    tmp_name = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp_name, "xb") as fh:
-            sf.write(fh, data, int(sr), subtype=subtype, format="WAV")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(dest, "wb") as fh:
+        sf.write(fh, data, int(sr), subtype=subtype, format="WAV")
     return dest

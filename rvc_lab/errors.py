@@ -39,3 +39,13 @@ class IndexMismatchError(ModelFileError):
 
 class SettingsError(RVCLabError, ValueError):
     """Impossible or out-of-range settings, raised before any work starts."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty).
+
+    Library errors (libsndfile, faiss, zipfile) can run to many lines; rvc_lab's own messages
+    quote only this one.
+    """
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

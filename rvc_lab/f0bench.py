@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rvc_lab.atomic import write_text_atomic
+from rvc_lab.f0 import METHODS, F0Estimator
 from rvc_lab.metrics.f0 import F0_METRIC_NAMES, f0_metrics
 from rvc_lab.testsignals import SUITE_NAMES, ToneCase, tone_suite
 
@@ -47,8 +49,6 @@ Tracker = Callable[[np.ndarray], np.ndarray]
 
 
 def _all_methods() -> tuple[str, ...]:
-    from rvc_lab.f0 import METHODS
-
     return tuple(METHODS)
 
 
@@ -61,8 +61,6 @@ def _row(method: str, case: ToneCase, status: str, reason: str = "", **values) -
 
 
 def _make_tracker(method: str, rmvpe_path: str | None) -> Tracker:
-    from rvc_lab.f0 import F0Estimator
-
     return F0Estimator(method, rmvpe_path=rmvpe_path).track
 
 
@@ -212,7 +210,7 @@ def main_f0_bench(args: argparse.Namespace | Sequence[str] | None = None) -> int
     suite = tone_suite(BENCH_SAMPLE_RATE, getattr(args, "seconds", 1.0), names=getattr(args, "signals", None))
     results = run_f0_bench(methods=getattr(args, "methods", None), rmvpe_path=getattr(args, "rmvpe", None), suite=suite)
     if getattr(args, "output", None):
-        results.to_csv(args.output, index=False)
+        write_text_atomic(args.output, results.to_csv(index=False))
     summary = bench_summary(results)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         sys.stdout.write(summary.to_string() + "\n")

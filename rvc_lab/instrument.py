@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
 #: Stage columns of a trace, in chain order.
 STAGES = (
@@ -104,8 +105,6 @@ class StageTimer:
 
     def to_frame(self):
         """The trace as a DataFrame: one row per block, stage columns in ms (0 when not run)."""
-        import pandas as pd
-
         df = pd.DataFrame(self.rows)
         for s in STAGES:
             if s not in df.columns:
@@ -116,39 +115,62 @@ class StageTimer:
         return df[lead + list(STAGES) + ["total"] + rest]
 
 
-def load_summary(trace, block_ms: float | None = None) -> dict:
-    """Load figures of a stream trace.
+def summarize_trace(trace, warmup: int = 0, block_ms: float | None = None) -> dict:
+    """Headline figures of a stream trace: the one trace summary of the package.
 
     Parameters
     ----------
     trace : pandas.DataFrame
-        From :meth:`StageTimer.to_frame` (columns ``total`` and ``block_ms`` in ms).
+        From :meth:`StageTimer.to_frame` (columns ``total`` and, unless ``block_ms`` is given,
+        ``block_ms``, in ms; one column per stage).
+    warmup : int
+        Leading blocks left out (first calls allocate buffers and pick kernels).
     block_ms : float, optional
         Block duration in ms; read from the trace when omitted.
 
     Returns
     -------
     dict
-        ``load_p50``, ``load_p95``, ``load_p99`` (compute time / block time: < 1 keeps up),
-        ``overruns`` (blocks whose compute exceeded their duration), ``blocks``.
+        ``blocks`` (counted), ``block_ms``; ``median_ms`` and ``p95_ms`` of the block total;
+        ``load_p50``, ``load_p95``, ``load_p99`` (compute time / block time: < 1 keeps up);
+        ``overruns`` (blocks whose compute exceeded their duration); and ``<stage>_ms`` /
+        ``<stage>_p95_ms`` (median, p95) for every stage of :data:`STAGES` that ran.
     """
-    total = np.asarray(trace["total"], dtype=float)
+    t = trace.iloc[warmup:]
+    total = np.asarray(t["total"], dtype=float)
     if block_ms is None:
-        block_ms = float(np.asarray(trace["block_ms"])[0])
+        block_ms = float(np.asarray(t["block_ms"])[0])
     load = total / block_ms
-    return {
+    row = {
         "blocks": int(len(total)),
+        "block_ms": float(block_ms),
+        "median_ms": float(np.median(total)),
+        "p95_ms": float(np.percentile(total, 95)),
         "load_p50": float(np.percentile(load, 50)),
         "load_p95": float(np.percentile(load, 95)),
         "load_p99": float(np.percentile(load, 99)),
         "overruns": int(np.sum(total > block_ms)),
     }
+    for s in STAGES:
+        if s in t and float(t[s].sum()) > 0:
+            median, p95 = _median_p95(t[s])
+            row[f"{s}_ms"], row[f"{s}_p95_ms"] = median, p95
+    return row
+
+
+def _median_p95(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(np.median(v)), float(np.percentile(v, 95))
 
 
 def stage_summary(trace, stages=STAGES + ("total",)):
-    """Median and p95 (ms) of each stage column: a DataFrame indexed by stage."""
-    import pandas as pd
+    """The per-stage part of :func:`summarize_trace` as a table: median and p95 ms, indexed by stage.
 
-    rows = {s: {"median_ms": float(np.median(trace[s])), "p95_ms": float(np.percentile(trace[s], 95))}
-            for s in stages if s in trace}
+    Every listed stage present in the trace gets a row (also stages that did not run, at 0 ms).
+    """
+    rows = {}
+    for s in stages:
+        if s in trace:
+            median, p95 = _median_p95(trace[s])
+            rows[s] = {"median_ms": median, "p95_ms": p95}
     return pd.DataFrame.from_dict(rows, orient="index")

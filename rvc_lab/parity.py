@@ -45,12 +45,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from rvc_lab.audio import normalize_peak, prepare_input, resample_offline
+from rvc_lab.convert.offline import OfflineSettings, convert_offline
+from rvc_lab.convert.streaming import StreamSettings, stream_file
 from rvc_lab.errors import SettingsError
+from rvc_lab.metrics.align import align_signals, estimate_delay
+from rvc_lab.metrics.compare import compare_audio
+from rvc_lab.metrics.f0 import f0_metrics
+from rvc_lab.metrics.spectral import rel_l2, stft_magnitude
 
 log = logging.getLogger(__name__)
-
-#: Peak the input is limited to before both chains (offline always does this; streaming does not).
-INPUT_PEAK = 0.95
 
 STAGE_ORDER = ("content_features", "f0", "generator", "output")
 
@@ -65,8 +69,6 @@ def parity_stream_settings(**overrides):
     The realtime loudness matching (40 ms frames) and the offline one (0.5 s frames) are different
     algorithms, so both are disabled (rms_mix_rate 1) to compare the chains themselves.
     """
-    from rvc_lab.convert.streaming import StreamSettings
-
     base = dict(noise=False, seed=None, rms_mix_rate=1.0, index_rate=0.0, threshold=-60.0, f0_method="fcpe")
     base.update(overrides)
     return StreamSettings(**base)
@@ -78,8 +80,6 @@ def matching_offline_settings(stream_settings):
     Same F0 method, transposition, index rate and speaker; noise off; ``protect`` 0.5 (the realtime
     chain has no consonant protection); ``rms_mix_rate`` 1 (compare before loudness matching).
     """
-    from rvc_lab.convert.offline import OfflineSettings
-
     s = stream_settings
     return OfflineSettings(f0_method=s.f0_method, pitch=s.pitch, index_rate=s.index_rate, sid=s.sid, noise=False,
                            seed=None, protect=0.5, rms_mix_rate=1.0)
@@ -161,21 +161,13 @@ class ParityResult:
         return out
 
 
-def _limit_peak(x: np.ndarray) -> np.ndarray:
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    return (x * (INPUT_PEAK / peak)).astype(np.float32) if peak > INPUT_PEAK else x.astype(np.float32)
-
-
 def run_offline_reference(models, audio: np.ndarray, sr: int, offline_settings):
     """Offline conversion with stage recording of ``audio`` (at ``sr``; resampled to 16 kHz as upstream).
 
     Returns the :class:`rvc_lab.convert.offline.OfflineResult`; reuse it across a sweep of
     streaming settings (offline output does not depend on them).
     """
-    from rvc_lab.audio import prepare_input
-    from rvc_lab.convert.offline import convert_offline
-
-    x16 = prepare_input(_limit_peak(np.asarray(audio, dtype=np.float32)), sr)
+    x16 = prepare_input(normalize_peak(audio), sr)
     if x16.shape[0] > 16000 * offline_settings.x_max:
         raise SettingsError(f"parity needs an input shorter than {offline_settings.x_max} s "
                             "(longer inputs are cut into chunks offline, which this comparison does not map)")
@@ -203,18 +195,13 @@ def stream_vs_offline(models, audio: np.ndarray, sr: int, stream_settings, offli
     timer : rvc_lab.instrument.StageTimer, optional
         Times the streaming run; its trace is returned in :attr:`ParityResult.trace`.
     """
-    from rvc_lab.audio import resample_offline
-    from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.metrics.align import align_signals, estimate_delay
-    from rvc_lab.metrics.compare import compare_audio
-
     if sr % 100:
         raise SettingsError(f"stream rate {sr} Hz is not a multiple of 100 Hz; resample the input first")
     s = replace(stream_settings, noise=False, seed=None)
     if s.output_rate != "stream":
         raise SettingsError("parity compares at the stream rate: use output_rate='stream'")
     off_s = offline_settings or matching_offline_settings(s)
-    x = _limit_peak(np.asarray(audio, dtype=np.float32))
+    x = normalize_peak(audio)
     off = offline_result if offline_result is not None else run_offline_reference(models, x, sr, off_s)
     stream_out, out_sr, conv = stream_file(models, x, sr, s, timer=timer, record=True)
     g = conv.geometry
@@ -288,7 +275,7 @@ def _per_block(conv, off, off_s, duration_s: float, tgt_sr: int):
             valid = (jj < feats.shape[0]) & (fo < off_feats.shape[0])
             a, e = feats[jj[valid]], off_feats[fo[valid]]
             feat_pairs.append((a, e))
-            row["feat_rel_l2"] = _rel(a, e)
+            row["feat_rel_l2"] = rel_l2(a, e)
             if rec.get("pitchf") is not None and off_f0 is not None:
                 fi = tt + pad_frames
                 v = (jj < rec["pitchf"].shape[0]) & (fi < off_f0.shape[0])
@@ -304,7 +291,7 @@ def _per_block(conv, off, off_s, duration_s: float, tgt_sr: int):
                 ga, ge = out[lo:hi].astype(np.float64), off_gen[s0 + lo : s0 + hi].astype(np.float64)
                 ga, ge = ga - ga.mean(), ge - ge.mean()  # see the module doc: DC is not compared
                 gen_pairs.append((ga, ge))
-                row["gen_rel_l2"] = _rel(ga, ge)
+                row["gen_rel_l2"] = rel_l2(ga, ge)
         rows.append(row)
     return pd.DataFrame(rows), feat_pairs, f0_pairs, gen_pairs, grid
 
@@ -320,12 +307,6 @@ def remove_subsonic(x: np.ndarray, sr: int, cutoff_hz: float = 20.0) -> np.ndarr
     return signal.sosfiltfilt(sos, x).astype(np.float32)
 
 
-def _rel(a: np.ndarray, e: np.ndarray) -> float:
-    num = float(np.sum((np.asarray(a, np.float64) - np.asarray(e, np.float64)) ** 2))
-    den = float(np.sum(np.asarray(e, np.float64) ** 2))
-    return math.sqrt(num / den) if den > 0 else float("nan")
-
-
 def _feature_row(pairs) -> dict:
     row = {"stage": "content_features", "compared": "generator input features (after retrieval), decoded frames"}
     if not pairs:
@@ -334,25 +315,21 @@ def _feature_row(pairs) -> dict:
     e = np.concatenate([p[1] for p in pairs]).astype(np.float64)
     cos = np.sum(a * e, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(e, axis=1), 1e-12)
     err = float(np.sum((a - e) ** 2))
-    return {**row, "n": int(a.shape[0]), "rel_l2": _rel(a, e), "cosine": float(np.mean(cos)),
+    return {**row, "n": int(a.shape[0]), "rel_l2": rel_l2(a, e), "cosine": float(np.mean(cos)),
             "snr_db": 10 * math.log10(float(np.sum(e**2)) / err) if err > 0 else float("inf")}
 
 
 def _f0_row(pairs, if_f0: bool) -> dict:
-    from rvc_lab.metrics.f0 import f0_metrics
-
     row = {"stage": "f0", "compared": "generator F0 input (Hz), decoded frames"}
     if not if_f0 or not pairs:
         return {**row, "compared": "voice has no F0 input", "n": 0}
     a = np.concatenate([p[0] for p in pairs])
     e = np.concatenate([p[1] for p in pairs])
     m = f0_metrics(e, a)
-    return {**row, "n": int(a.size), "rel_l2": _rel(a, e), "cents_mae": m["cents_mae"], "f0_corr": m["f0_corr"]}
+    return {**row, "n": int(a.size), "rel_l2": rel_l2(a, e), "cents_mae": m["cents_mae"], "f0_corr": m["f0_corr"]}
 
 
 def _waveform_row(stage: str, compared: str, pairs, skip: bool = False, why: str = "") -> dict:
-    from rvc_lab.metrics.spectral import stft_magnitude
-
     row = {"stage": stage, "compared": compared}
     if skip or not pairs:
         return {**row, "compared": f"not compared ({why or 'nothing to compare'})", "n": 0}
@@ -365,7 +342,7 @@ def _waveform_row(stage: str, compared: str, pairs, skip: bool = False, why: str
         sa, se = stft_magnitude(pa, 1024, 256), stft_magnitude(pe, 1024, 256)
         num += float(np.sum((sa - se) ** 2))
         den += float(np.sum(se**2))
-    return {**row, "n": int(a.size), "rel_l2": _rel(a, e),
+    return {**row, "n": int(a.size), "rel_l2": rel_l2(a, e),
             "snr_db": 10 * math.log10(float(np.sum(e**2)) / err) if err > 0 else float("inf"),
             "spectral_convergence": math.sqrt(num / den) if den > 0 else float("nan")}
 

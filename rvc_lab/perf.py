@@ -26,7 +26,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from rvc_lab.instrument import StageTimer
+from rvc_lab.convert.runtime import compute_dtype
+from rvc_lab.convert.streaming import StreamGeometry, StreamSettings, StreamingConverter, stream_block_count
+from rvc_lab.instrument import StageTimer, summarize_trace
+from rvc_lab.metrics.compare import compare_audio
+from rvc_lab.metrics.spectral import rel_l2
+from rvc_lab.parity import remove_subsonic
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +94,6 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
     """
     import os
 
-    from rvc_lab.convert.streaming import StreamingConverter, stream_block_count
-    from rvc_lab.instrument import StageTimer
 
     if len(settings) > 4 and "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ:
         log.warning("%d configurations side by side with oneDNN's default kernel cache: times may include "
@@ -115,27 +118,6 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
                     on_block(name, st["conv"])
     return {name: dict(trace=st["timer"].to_frame(), out=np.concatenate(st["out"]), converter=st["conv"])
             for name, st in state.items()}
-
-
-def summarize_trace(trace: pd.DataFrame, warmup: int = 3) -> dict:
-    """Median and p95 ms of the block total and of each model stage, after ``warmup`` blocks.
-
-    Returns ``blocks``, ``block_ms``, ``median_ms``, ``p95_ms``, ``load_p50``, ``load_p95``,
-    ``overruns`` and ``<stage>_ms`` / ``<stage>_p95_ms`` for every stage that ran.
-    """
-    from rvc_lab.instrument import STAGES
-
-    t = trace.iloc[warmup:]
-    block_ms = float(t["block_ms"].iloc[0])
-    total = t["total"].to_numpy(float)
-    row = {"blocks": int(len(t)), "block_ms": block_ms, "median_ms": float(np.median(total)),
-           "p95_ms": float(np.percentile(total, 95)), "load_p50": float(np.median(total) / block_ms),
-           "load_p95": float(np.percentile(total, 95) / block_ms), "overruns": int(np.sum(total > block_ms))}
-    for s in STAGES:
-        if s in t and float(t[s].sum()) > 0:
-            row[f"{s}_ms"] = float(np.median(t[s]))
-            row[f"{s}_p95_ms"] = float(np.percentile(t[s], 95))
-    return row
 
 
 def _decoded_features(conv) -> np.ndarray:
@@ -175,10 +157,6 @@ def mode_table(models, modes: dict, audio: np.ndarray, sr: int, base=None, *, wa
         random-weight voice harvest jumps octaves, so they move a lot for small waveform
         differences (bf16 at 33 dB SNR: raw pitch accuracy ~0.7, correlation ~0.0-0.7).
     """
-    from rvc_lab.convert.streaming import StreamSettings, StreamGeometry
-    from rvc_lab.metrics.compare import compare_audio
-    from rvc_lab.parity import remove_subsonic
-
     if reference not in modes:
         raise ValueError(f"reference mode {reference!r} is not among {list(modes)}")
     base = base or StreamSettings(**UPSTREAM_DEFAULTS, noise=False)
@@ -200,7 +178,7 @@ def mode_table(models, modes: dict, audio: np.ndarray, sr: int, base=None, *, wa
         row["speedup_model_stages"] = ref_stage / stage if stage else float("nan")
         if fidelity:
             feats = _decoded_features(run["converter"])
-            row["feat_rel_l2"] = float(np.linalg.norm(feats - ref_feats) / np.linalg.norm(ref_feats))
+            row["feat_rel_l2"] = rel_l2(feats, ref_feats)
             m = compare_audio(remove_subsonic(run["out"], sr), ref_out, sr, align=True, max_delay_s=0.05)
             for k in ("rel_l2", "snr_db", "mcd_db", "f0_corr", "f0_raw_pitch_accuracy", "f0_cents_mae",
                       "delay_samples"):
@@ -225,8 +203,6 @@ def scaling_table(models, *, extra_times=(0.5, 1.0, 2.0, 3.0, 5.0), block_times=
         ``decoded_s`` (audio the decoder synthesises per block: block + SOLA buffer + search),
         ``algorithmic_latency_ms`` and the :func:`summarize_trace` figures.
     """
-    from rvc_lab.convert.streaming import StreamGeometry, StreamSettings
-
     base = base or StreamSettings(**UPSTREAM_DEFAULTS, noise=False)
     configs, meta = {}, {}
     for prec in precisions:
@@ -319,8 +295,6 @@ def scaling_study(models, f0_method: str, *, quick: bool = False, sr: int = 4800
         ``..._0.25``: the longest extra_time (s) the model keeps within real time at those
         block times (negative: not even with no extra context).
     """
-    from rvc_lab.convert.streaming import StreamSettings
-
     grid = SCALING_GRID_QUICK if quick else SCALING_GRID
     base = StreamSettings(block_time=grid["fixed_block"], crossfade_time=0.05, extra_time=grid["fixed_extra"],
                           f0_method=f0_method, noise=False)
@@ -360,8 +334,6 @@ def memory_trace(models, settings, seconds: float, sr: int = 48000, every: int =
     pandas.DataFrame
         ``block``, ``audio_s`` (stream time), ``rss_mb``, ``peak_rss_mb``.
     """
-    from rvc_lab.convert.streaming import StreamingConverter
-
     conv = StreamingConverter(models, settings, sr)
     g = conv.geometry
     n_blocks = int(math.ceil(seconds * sr / g.block_frame))
@@ -384,8 +356,6 @@ def flop_counts(models, settings, sr: int = 48000, warmup: int = 3) -> dict:
     the block after ``warmup`` blocks (the converter's stage timer is swapped for a counting one).  Returns ``{"content_features": flops, "f0": ...,
     "generator": ...}``.
     """
-    from rvc_lab.convert.streaming import StreamingConverter
-
     conv = StreamingConverter(models, settings, sr)
     g = conv.geometry
     x = harmonic_glide((warmup + 1) * g.block_frame / sr, sr)
@@ -418,7 +388,6 @@ def peak_gflops(threads: int | None = None, size: int = 1024, dtype: str = "fp32
 
     import torch
 
-    from rvc_lab.convert.runtime import compute_dtype
 
     dt = compute_dtype(dtype)
     old = torch.get_num_threads()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rvc_lab.perf import predict_cost_ms
 from rvc_lab.plots import STAGE_COLOURS, _figure
 
 
@@ -35,8 +36,6 @@ def plot_scaling(df, fit=None, title: str | None = None):
 
     The dashed black line is the block duration: points above it cannot run in real time.
     """
-    from rvc_lab.perf import predict_cost_ms
-
     fig, axes = _figure(11, 4.2, 1, 2)
     ax_e, ax_b = axes[0]
     for prec, d in df.groupby("precision", sort=False):

@@ -13,6 +13,9 @@ import io
 
 import numpy as np
 
+from rvc_lab.instrument import STAGES
+from rvc_lab.metrics.align import align_signals
+
 #: Colours of the chain's stages (also the stacking order of the latency plots).
 STAGE_COLOURS = {
     "noise_reduce": "#8c564b",
@@ -209,8 +212,6 @@ def plot_parity_blocks(result):
 
 def plot_parity_waveforms(result, seconds: float | None = None):
     """Input, offline output and delay-aligned streamed output (stream rate), plus their difference."""
-    from rvc_lab.metrics.align import align_signals
-
     sr = result.sr
     a, e = align_signals(result.stream_audio, result.offline_audio, result.delay_samples)
     n = a.shape[0] if seconds is None else min(a.shape[0], int(seconds * sr))
@@ -235,8 +236,6 @@ def plot_parity_waveforms(result, seconds: float | None = None):
 
 # ----------------------------------------------------------------------------- latency
 def _stage_columns(trace):
-    from rvc_lab.instrument import STAGES
-
     return [s for s in STAGES if s in trace and float(np.asarray(trace[s]).sum()) > 0]
 
 
@@ -269,8 +268,6 @@ def plot_stage_breakdown(traces: dict, block_ms: float | None = None, statistic:
     stages = []
     for tr in traces.values():
         stages += [s for s in _stage_columns(tr) if s not in stages]
-    from rvc_lab.instrument import STAGES
-
     stages = [s for s in STAGES if s in stages]
     bottoms = np.zeros(len(labels))
     for s in stages:

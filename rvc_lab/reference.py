@@ -29,7 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
+import rvc_lab
+from rvc_lab.atomic import atomic_directory
+from rvc_lab.audio import load_audio, prepare_input, resample_offline, write_wav_atomic
+from rvc_lab.convert.models import ConverterModels
+from rvc_lab.convert.offline import OfflineSettings, convert_offline
+from rvc_lab.convert.streaming import StreamSettings, stream_file
 from rvc_lab.errors import RVCLabError, SettingsError
+from rvc_lab.files.safe_load import safe_torch_load
+from rvc_lab.files.synthetic import cached_demo_assets
+from rvc_lab.metrics.compare import compare_audio, compare_stages
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +86,6 @@ def _fingerprint_cached(path: str, size: int, mtime_ns: int) -> str:
                 h.update(fingerprint(f).encode())
         return h.hexdigest()
     if p.suffix in (".pt", ".pth", ".bin"):
-        from rvc_lab.files.safe_load import safe_torch_load
-
         try:
             obj = safe_torch_load(p, what="model file")
         except RVCLabError:
@@ -116,8 +123,6 @@ def resolve_assets(spec: dict, cache_dir: str | os.PathLike | None = None) -> di
     ``"files"``: paths given as they are (relative paths are relative to the case directory's parent).
     """
     if spec.get("source") == "demo":
-        from rvc_lab.files.synthetic import cached_demo_assets
-
         paths = cached_demo_assets(int(spec["seed"]), cache_dir)
         return {k: (str(paths[spec[k]]) if spec.get(k) else None) for k in ("model", "index")} | {
             "hubert": str(paths["hubert"]), "rmvpe": str(paths["rmvpe"])}
@@ -136,20 +141,13 @@ def run_chain(kind: str, assets: dict, params: dict, input_path: str | os.PathLi
     stages : dict[str, np.ndarray]
         See the module docstring.
     """
-    from rvc_lab.audio import load_audio, prepare_input
-    from rvc_lab.convert.models import ConverterModels
-
     models = ConverterModels.load(assets["model"], hubert=assets["hubert"], index=assets.get("index"),
                                   rmvpe=assets.get("rmvpe"))
     audio, sr = load_audio(input_path)
     if kind == "offline":
-        from rvc_lab.convert.offline import OfflineSettings, convert_offline
-
         res = convert_offline(models, prepare_input(audio, sr), OfflineSettings(**params), record_stages=True)
         return res.audio, res.sr, res.stages
     if kind == "stream":
-        from rvc_lab.convert.streaming import StreamSettings, stream_file
-
         out, out_sr, conv = stream_file(models, audio, sr, StreamSettings(**params), record=True)
         recs = conv.records
         stages = {"block_feats": np.stack([r["feats"] for r in recs]),
@@ -166,18 +164,9 @@ def make_case(outdir: str | os.PathLike, *, input_path: str | os.PathLike, kind:
               params: dict, description: str = "", tolerances: dict | None = None,
               cache_dir: str | os.PathLike | None = None) -> Path:
     """Run rvc_lab on an input and store it as a reference case (see the module docstring)."""
-    import rvc_lab
-    from rvc_lab.audio import write_wav_atomic
-
     out = Path(outdir)
     assets = resolve_assets(assets_spec, cache_dir)
     audio, sr, stages = run_chain(kind, assets, params, input_path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copyfile(input_path, tmp / "input.wav")
-    write_wav_atomic(tmp / "expected.wav", audio, sr, subtype="PCM_16" if kind == "offline" else "FLOAT")
-    np.savez_compressed(tmp / "stages.npz", **stages)
     import torch
 
     case = {
@@ -198,9 +187,11 @@ def make_case(outdir: str | os.PathLike, *, input_path: str | os.PathLike, kind:
         },
         "output_sr": sr,
     }
-    (tmp / CASE_FILE).write_text(json.dumps(case, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_directory(out) as tmp:
+        shutil.copyfile(input_path, tmp / "input.wav")
+        write_wav_atomic(tmp / "expected.wav", audio, sr, subtype="PCM_16" if kind == "offline" else "FLOAT")
+        np.savez_compressed(tmp / "stages.npz", **stages)
+        (tmp / CASE_FILE).write_text(json.dumps(case, indent=2) + "\n")
     return out
 
 
@@ -214,8 +205,6 @@ def load_case(case_dir: str | os.PathLike) -> dict:
 # ----------------------------------------------------------------------------- comparing
 def audio_metrics(actual: np.ndarray, expected: np.ndarray, sr: int) -> dict:
     """Delay-aligned comparison of two outputs (see :func:`rvc_lab.metrics.compare.compare_audio`)."""
-    from rvc_lab.metrics.compare import compare_audio
-
     return compare_audio(_as_float(actual), _as_float(expected), sr, align=True)
 
 
@@ -256,8 +245,6 @@ def stage_rows(actual: dict, expected: dict, kind: str, tolerances: dict) -> lis
     ``tolerances`` maps stage names to the largest relative L2 error (``"default"`` for the rest);
     integer stages (coarse pitch, SOLA offsets) get their own, usually tighter, bounds.
     """
-    from rvc_lab.metrics.compare import compare_stages
-
     shared = {k: v for k, v in actual.items() if k in expected}
     order = [k for k in STAGE_ORDER[kind] if k in expected]  # a no-f0 voice has no pitch stages
     df = compare_stages(shared, expected, order=order, rtol=float(tolerances.get("default", 1e-4)),
@@ -331,15 +318,12 @@ def compare_external(wav: str | os.PathLike, case_dir: str | os.PathLike, stages
     """
     import soundfile as sf
 
-    from rvc_lab.audio import load_audio
 
     d = Path(case_dir)
     case = load_case(d)
     actual, sr = load_audio(wav)
     expected, esr = sf.read(d / case["expected"], dtype="float32")
     if sr != esr:
-        from rvc_lab.audio import resample_offline
-
         log.info("external output at %d Hz resampled to the case's %d Hz", sr, esr)
         actual = resample_offline(actual, sr, esr)
     metrics = audio_metrics(actual, expected, esr)

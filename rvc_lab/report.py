@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rvc_lab.atomic import write_text_atomic
+from rvc_lab.audio import limit_peak
 from rvc_lab.errors import SettingsError
 from rvc_lab.files.synthetic import default_cache_dir
 
@@ -517,10 +519,7 @@ def _img(fig, alt: str) -> str:
 def _wav_data_uri(audio: np.ndarray, sr: int, max_seconds: float = 8.0) -> str:
     import soundfile as sf
 
-    x = np.asarray(audio, dtype=np.float32)[: int(max_seconds * sr)]
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    if peak > 0.99:
-        x = x * (0.99 / peak)
+    x, _ = limit_peak(np.asarray(audio, dtype=np.float32)[: int(max_seconds * sr)], 0.99)
     buf = io.BytesIO()
     sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
     return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -676,11 +675,7 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     def put(name: str, text: str) -> Path:
-        path = out / name
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(out / name, text)
 
     put("f0_bench.csv", data.f0_bench.to_csv(index=False))
     put("parity_sweep.csv", data.parity_sweep.to_csv(index=False))

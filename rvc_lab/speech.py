@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rvc_lab.audio import limit_peak, load_audio, resample_offline, write_wav_atomic
+
 log = logging.getLogger(__name__)
 
 #: What espeak-ng says: varied vowels, voiced and unvoiced consonants, one pause.
@@ -135,8 +137,7 @@ def synthetic_vowels(sr: int = 16000, seconds: float = 3.0, f0_hz: float = 120.0
 
 
 def _peak(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    m = float(np.abs(x).max())
-    return (x * (peak / m)).astype(np.float32) if m > peak else x.astype(np.float32)
+    return limit_peak(np.asarray(x, dtype=np.float32), peak)[0]
 
 
 def speech_input(max_seconds: float | None = None, prefer: str | None = None,
@@ -179,8 +180,6 @@ def speech_input(max_seconds: float | None = None, prefer: str | None = None,
         x[n - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         result = SpeechInput(x, result.sr, result.source, result.description + f" (first {max_seconds:g} s)")
     if sr is not None and sr != result.sr:
-        from rvc_lab.audio import resample_offline
-
         x = np.asarray(resample_offline(result.audio, result.sr, sr), dtype=np.float32)
         result = SpeechInput(_peak(x), int(sr), result.source, result.description)
     return result
@@ -196,8 +195,6 @@ def _load_source(source: str, cache_dir) -> SpeechInput | None:
         else:
             audio, sr = espeak_speech()
             if cached is not None:
-                from rvc_lab.audio import write_wav_atomic
-
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 write_wav_atomic(cached, audio, sr, subtype="PCM_16")
         return SpeechInput(_peak(audio), int(sr), source, f'espeak-ng (synthetic speech): "{SENTENCE}"')
@@ -205,8 +202,6 @@ def _load_source(source: str, cache_dir) -> SpeechInput | None:
         path = fairseq_sample_path()
         if path is None:
             return None
-        from rvc_lab.audio import load_audio
-
         audio, sr = load_audio(path)
         return SpeechInput(_peak(audio), int(sr), source, "LibriSpeech 6313-76958-0021 (bundled with fairseq)")
     audio = synthetic_vowels()

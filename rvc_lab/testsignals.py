@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rvc_lab.audio import limit_peak
+
 __all__ = [
     "FRAME_PERIOD_S",
     "ToneCase",
@@ -181,10 +183,8 @@ def synthesize(
 
 
 def _case(name: str, description: str, sr: int, audio, times, f0, voiced) -> ToneCase:
-    audio = np.asarray(audio, dtype=np.float64)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0.9:  # noisy mixtures can exceed full scale; scaling keeps every ratio
-        audio = audio * (0.9 / peak)
+    # noisy mixtures can exceed full scale; scaling keeps every ratio
+    audio, _ = limit_peak(np.asarray(audio, dtype=np.float64), 0.9)
     return ToneCase(name, audio.astype(np.float32), int(sr), times, f0, voiced, description)
 
 

@@ -354,7 +354,7 @@ def test_factory_builds_a_fresh_converter_per_start_and_keeps_settings():
     for _ in range(2):
         live_conv.start()
         assert factory.last.done.wait(WAIT_S)
-        assert wait_until(lambda: live_conv.stats()["converted"] >= 5 - live_conv.stats()["dropped_inputs"])
+        assert wait_until(lambda: worker_caught_up(live_conv))
         live_conv.stop()
     assert len(built) == 2 and built[0] is not built[1]
     assert [c.pitch for c in built] == [3.0, 3.0]

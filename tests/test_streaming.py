@@ -13,7 +13,7 @@ import torch
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.streaming import StreamGeometry, StreamingConverter, StreamSettings, stream_block_count, stream_file
 from rvc_lab.errors import InvalidAudioError, SettingsError
-from rvc_lab.instrument import STAGES, StageTimer, load_summary
+from rvc_lab.instrument import STAGES, StageTimer, summarize_trace
 
 SR = 48000
 FAST = dict(block_time=0.1, crossfade_time=0.04, extra_time=0.3, f0_method="pm", noise=False)
@@ -56,7 +56,7 @@ def test_blocks_keep_their_length_and_trace_has_every_stage(models):
         assert (df[s] > 0).all(), s
     assert (df.total >= df[list(STAGES)].sum(axis=1)).all()
     assert df.sola_offset.between(0, conv.geometry.sola_search_frame).all()
-    summary = load_summary(df)
+    summary = summarize_trace(df)
     assert summary["blocks"] == 6 and 0 <= summary["overruns"] <= 6
     assert summary["load_p50"] == pytest.approx(np.median(df.total) / 100.0)
 

@@ -10,6 +10,11 @@ import os
 from dataclasses import dataclass, field
 
 from rvc_lab.errors import SettingsError
+from rvc_lab.f0 import F0Estimator
+from rvc_lab.files.hubert import load_content_encoder
+from rvc_lab.files.index import load_index
+from rvc_lab.files.voice import load_voice
+from rvc_lab.models.synthesizer import build_synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,6 @@ class ConverterModels:
         ModelFileError, IndexMismatchError, SettingsError
             Bad or missing files, an index whose dimension does not fit the voice, no encoder.
         """
-        from rvc_lab.files.hubert import load_content_encoder
-        from rvc_lab.files.index import load_index
-        from rvc_lab.files.voice import load_voice
-        from rvc_lab.models.synthesizer import build_synthesizer
-
         if hubert is None:
             raise SettingsError("no content encoder given: pass --hubert hubert_base.pt (fairseq) or a Hugging Face HuBERT directory")
         voice = load_voice(model)
@@ -64,8 +64,6 @@ class ConverterModels:
 
     def f0_estimator(self, method: str, filter_radius: int = 3):
         """The cached :class:`rvc_lab.f0.F0Estimator` for ``method``."""
-        from rvc_lab.f0 import F0Estimator
-
         key = (method, filter_radius)
         if key not in self._f0:
             self._f0[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path, filter_radius=filter_radius)

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rvc_lab.audio import float_to_int16_upstream, normalize_peak, resample_offline
 from rvc_lab.convert import stages
+from rvc_lab.convert.runtime import check_precision
 from rvc_lab.errors import InvalidAudioError, SettingsError
+from rvc_lab.f0 import METHODS, pitch as pitchmod
 from rvc_lab.instrument import StageTimer
+from rvc_lab.retrieval import blend_features
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,6 @@ class OfflineSettings:
 
     def validate(self, n_speakers: int | None = None) -> None:
         """Raise :class:`SettingsError` naming the first impossible setting."""
-        from rvc_lab.f0 import METHODS
-
         if self.f0_method not in METHODS:
             raise SettingsError(f"f0 method {self.f0_method!r} unknown; choose one of {', '.join(METHODS)}")
         for name, lo, hi in (("index_rate", 0, 1), ("rms_mix_rate", 0, 1), ("protect", 0, 0.5)):
@@ -87,8 +89,6 @@ class OfflineSettings:
             raise SettingsError(f"resample_sr={self.resample_sr} must be >= 0 (0 keeps the model rate)")
         if self.sid < 0 or (n_speakers is not None and self.sid >= n_speakers):
             raise SettingsError(f"sid={self.sid} but the voice has {n_speakers} speaker(s)")
-        from rvc_lab.convert.runtime import check_precision
-
         check_precision(self.precision)
 
 
@@ -169,10 +169,7 @@ def convert_offline(
     timer.start_block(block=0, input_s=x.size / 16000)
     rec: dict = {} if record_stages else None
 
-    peak = np.abs(x).max() / 0.95
-    if peak > 1:
-        log.info("input peak %.2f > 0.95: normalised as upstream does", peak * 0.95)
-        x = x / peak
+    x = normalize_peak(x)
     if rec is not None:
         rec["input_16k"] = x.copy()
     audio = stages.high_pass_48hz(x)
@@ -188,8 +185,6 @@ def convert_offline(
 
     pitch = pitchf = None
     if voice.if_f0:
-        from rvc_lab.f0 import pitch as pitchmod
-
         with timer.stage("f0"):
             est = models.f0_estimator(s.f0_method, s.filter_radius)
             f0 = est.offline(audio_pad, p_len)
@@ -226,8 +221,6 @@ def convert_offline(
             out = stages.rms_mix_offline(audio, out, voice.tgt_sr, s.rms_mix_rate)
     sr = voice.tgt_sr
     if voice.tgt_sr != s.resample_sr >= 16000:
-        from rvc_lab.audio import resample_offline
-
         with timer.stage("output_resample"):
             out = resample_offline(out, voice.tgt_sr, s.resample_sr)
         sr = s.resample_sr
@@ -238,8 +231,6 @@ def convert_offline(
         # badly trained generator would otherwise hum on digital silence
         log.info("input is digital silence: output is silence")
         out = np.zeros_like(out)
-    from rvc_lab.audio import float_to_int16_upstream
-
     result = float_to_int16_upstream(out)
     timer.end_block()
     return OfflineResult(audio=result, sr=sr, stages=rec or {})
@@ -255,8 +246,6 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
     use_protect = s.protect < 0.5 and pitch is not None
     feats_raw = feats.clone() if use_protect else None
     if models.index is not None and s.index_rate != 0:
-        from rvc_lab.retrieval import blend_features
-
         with timer.stage("retrieval"):
             # upstream offline has no missing-neighbour check: a -1 id gets distance FLT_MAX, so its
             # weight underflows to 0 and it drops out (realtime instead skips the block's blend)

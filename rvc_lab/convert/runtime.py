@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from rvc_lab.errors import SettingsError
+from rvc_lab.models.channels_last import ChannelsLastDecoder, LowPrecisionHubert, use_gemm_convs
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ def _low_precision_children(module: nn.Module, dtype: torch.dtype, **replaced: n
 
 
 def _build_encoder(encoder, dtype: torch.dtype):
-    from rvc_lab.models.channels_last import LowPrecisionHubert
-
     if dtype == torch.float32:
         # As loaded.  Channels-last gains nothing on the waveform convolutions in float32; on the
         # grouped positional convolution it saves ~5 ms per 2.81 s ring, but its 4e-7 change of
@@ -110,8 +109,6 @@ def _build_encoder(encoder, dtype: torch.dtype):
 
 
 def _build_generator(net_g, dtype: torch.dtype):
-    from rvc_lab.models.channels_last import ChannelsLastDecoder, use_gemm_convs
-
     dec = ChannelsLastDecoder(net_g.dec, dtype)
     if dtype == torch.float32:
         return _shallow_clone(net_g, dec=dec)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from scipy import signal
 
 from rvc_lab.convert import runtime
+from rvc_lab.models.channels_last import transformer_features
 
 #: Samples per 10 ms pitch frame at 16 kHz.
 HOP_16K = 160
@@ -69,8 +70,6 @@ def content_features_from_conv(encoder, conv_feats: torch.Tensor, version: str, 
     torch.Tensor
         float32 [1, T, 256|768].
     """
-    from rvc_lab.models.channels_last import transformer_features
-
     model = runtime.runtime_encoder(encoder, precision)
     with runtime.autocast(precision, conv_feats.device):
         return transformer_features(model, conv_feats, version)

@@ -16,9 +16,13 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from rvc_lab.audio import StreamResampler, resample_offline
 from rvc_lab.convert import runtime, sola, stages
+from rvc_lab.convert.frontend_cache import FrontEndCache
 from rvc_lab.errors import InvalidAudioError, SettingsError
+from rvc_lab.f0 import METHODS, pitch as pitchmod
 from rvc_lab.instrument import StageTimer
+from rvc_lab.retrieval import blend_features
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +101,6 @@ class StreamSettings:
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first impossible setting."""
-        from rvc_lab.f0 import METHODS
-
         if not self.block_time > 0:
             raise SettingsError(f"block_time={self.block_time} s must be > 0")
         if self.crossfade_time <= 0:
@@ -226,7 +228,6 @@ class StreamingConverter:
         self.cache_pitchf = torch.zeros(PITCH_CACHE_FRAMES, dtype=torch.float32)
         self.fade_in, self.fade_out = sola.fade_windows(g.sola_buffer_frame)
 
-        from rvc_lab.audio import StreamResampler
 
         self._resampler_cls = StreamResampler
         self.resampler_in = StreamResampler(sr, 16000)
@@ -238,8 +239,6 @@ class StreamingConverter:
         runtime.runtime_generator(models.net_g, settings.precision)
         self.frontend = None
         if settings.frontend_cache:
-            from rvc_lab.convert.frontend_cache import FrontEndCache
-
             # the tail rewritten per block: the block, 2 zc more after the silence gate, and the
             # resampler's 160-sample overlap (gate and overlap taken at their largest)
             self.frontend = FrontEndCache(
@@ -441,8 +440,6 @@ class StreamingConverter:
                 feats = stages.content_features(m.encoder, self.input_wav_res, voice.version, s.precision)
             feats = torch.cat((feats, feats[:, -1:, :]), 1)
         if m.index is not None and s.index_rate != 0:
-            from rvc_lab.retrieval import blend_features
-
             with timer.stage("retrieval"):
                 # frames before skip_head // 2 are never decoded: not worth searching
                 tail = feats[0, g.skip_head // 2 :]
@@ -478,8 +475,6 @@ class StreamingConverter:
 
     def _block_pitch(self, p_len: int, return_length2: int) -> tuple[torch.Tensor, torch.Tensor]:
         """F0 of the ring's tail, merged into the pitch caches; returns net_g's pitch inputs [1, p_len]."""
-        from rvc_lab.f0 import pitch as pitchmod
-
         g, s = self.geometry, self.settings
         n = g.block_frame_16k + 800
         if s.f0_method == "rmvpe":
@@ -530,8 +525,6 @@ def stream_file(models, audio: np.ndarray, sr: int, settings: StreamSettings, *,
     """
     x = np.asarray(audio, dtype=np.float32)
     if settings.output_rate == "model" and sr != models.voice.tgt_sr:
-        from rvc_lab.audio import resample_offline
-
         log.info("output rate 'model': input resampled %d -> %d Hz", sr, models.voice.tgt_sr)
         x = resample_offline(x, sr, models.voice.tgt_sr).astype(np.float32)
         sr = models.voice.tgt_sr

@@ -9,6 +9,11 @@ import torch
 
 from rvc_lab.errors import SettingsError
 from rvc_lab.f0.base import AudioLike, PitchMethod
+from rvc_lab.f0.crepe import CrepePitch
+from rvc_lab.f0.fcpe import FcpePitch
+from rvc_lab.f0.pm import PraatPitch
+from rvc_lab.f0.rmvpe import RmvpePitch
+from rvc_lab.f0.world import DioPitch, HarvestPitch
 
 METHODS = ("pm", "harvest", "dio", "crepe", "crepe-tiny", "rmvpe", "fcpe")
 MAX_FILTER_RADIUS = 7  # upstream's UI range is 0..7
@@ -80,27 +85,15 @@ class F0Estimator:
 
     def _build(self) -> PitchMethod:
         if self.method == "pm":
-            from rvc_lab.f0.pm import PraatPitch
-
             return PraatPitch()
         if self.method == "harvest":
-            from rvc_lab.f0.world import HarvestPitch
-
             return HarvestPitch(self.filter_radius)
         if self.method == "dio":
-            from rvc_lab.f0.world import DioPitch
-
             return DioPitch()
         if self.method in ("crepe", "crepe-tiny"):
-            from rvc_lab.f0.crepe import CrepePitch
-
             return CrepePitch("full" if self.method == "crepe" else "tiny", device=str(self.device))
         if self.method == "rmvpe":
-            from rvc_lab.f0.rmvpe import RmvpePitch
-
             return RmvpePitch(self.rmvpe_path, device=self.device)
-        from rvc_lab.f0.fcpe import FcpePitch
-
         return FcpePitch(device=self.device)
 
     def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:

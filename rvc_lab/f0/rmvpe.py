@@ -15,6 +15,7 @@ import torch
 
 from rvc_lab.errors import InvalidAudioError
 from rvc_lab.f0.base import AudioLike, WholeSignalPitch
+from rvc_lab.files.rmvpe import load_rmvpe
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ class RmvpePitch(WholeSignalPitch):
     def model(self):
         """The :class:`~rvc_lab.models.rmvpe.RMVPE`, loaded (and validated) on first use."""
         if self._model is None:
-            from rvc_lab.files.rmvpe import load_rmvpe
-
             log.info("loading RMVPE model %s", self.model_path)
             self._model = load_rmvpe(self.model_path, device=self.device)
         return self._model

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -34,6 +33,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
+from rvc_lab.atomic import write_text_atomic
 from rvc_lab.errors import ModelFileError
 from rvc_lab.files.safe_load import atomic_torch_save, safe_torch_load
 from rvc_lab.models.hubert import HubertBase, HubertConfig, fold_weight_norm, split_weight_norm
@@ -566,9 +566,5 @@ def write_hf_directory(model: HubertBase, dirpath: str | os.PathLike) -> Path:
     state["masked_spec_embed"] = torch.zeros(model.cfg.embed_dim, dtype=torch.float32)
     atomic_torch_save(state, d / "pytorch_model.bin")
     for name, content in (("config.json", _hf_config_json(model.cfg)), ("preprocessor_config.json", PREPROCESSOR_CONFIG)):
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(content, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, d / name)
+        write_text_atomic(d / name, json.dumps(content, indent=2) + "\n")
     return d

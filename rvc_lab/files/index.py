@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from rvc_lab.errors import IndexMismatchError, ModelFileError
+from rvc_lab.atomic import write_bytes_atomic
+from rvc_lab.errors import IndexMismatchError, ModelFileError, first_line
+from rvc_lab.files.safe_load import require_file
 from rvc_lab.retrieval import FeatureIndex, version_of_dim
+
+#: Name of the format in error messages.
+WHAT = "faiss index"
 
 #: Upstream adds vectors to the IVF index in batches of this many.
 ADD_BATCH = 8192
@@ -50,19 +54,13 @@ def load_index(path: str | os.PathLike, expected_dim: int | None = None) -> Feat
     """
     import faiss
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ModelFileError(path, "index file not found")
-    if os.path.isdir(path):
-        raise ModelFileError(path, "expected a faiss .index file, found a directory")
-    if os.path.getsize(path) == 0:
-        raise ModelFileError(path, "index file is empty (0 bytes)")
+    path = require_file(path, WHAT)
     # Read the bytes ourselves: faiss' C++ file reader chokes on some non-ASCII paths.
     raw = np.fromfile(path, dtype=np.uint8)
     try:
         index = faiss.deserialize_index(raw)
     except Exception as exc:  # noqa: BLE001 -- faiss raises RuntimeError with C++ text
-        raise ModelFileError(path, f"not a readable faiss index ({_first_line(exc)})") from None
+        raise ModelFileError(path, f"not a readable faiss index ({first_line(exc)})") from None
 
     if index.ntotal == 0:
         hint = ""
@@ -75,7 +73,7 @@ def load_index(path: str | os.PathLike, expected_dim: int | None = None) -> Feat
     try:
         return FeatureIndex.from_faiss(index, path)
     except Exception as exc:  # noqa: BLE001 -- e.g. an index type that cannot reconstruct
-        raise ModelFileError(path, f"cannot read the stored vectors back ({_first_line(exc)})") from None
+        raise ModelFileError(path, f"cannot read the stored vectors back ({first_line(exc)})") from None
 
 
 def _mismatch_text(index_dim: int, model_dim: int) -> str:
@@ -150,18 +148,4 @@ def build_ivf_flat_index(
     finally:
         faiss.omp_set_num_threads(before)
 
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        faiss.serialize_index(index).tofile(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return write_bytes_atomic(path, faiss.serialize_index(index).tobytes())

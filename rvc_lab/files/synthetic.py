@@ -36,6 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rvc_lab.atomic import write_text_atomic
+from rvc_lab.audio import write_wav_atomic
+from rvc_lab.files.hubert import write_fairseq_checkpoint
+from rvc_lab.files.index import build_ivf_flat_index, ivf_index_filename
+from rvc_lab.files.rmvpe import random_rmvpe_weights, write_rmvpe
+from rvc_lab.files.voice import voice_config, write_voice
+from rvc_lab.models.hubert import HubertBase
+from rvc_lab.models.synthesizer import random_synthesizer_weights
+
 logger = logging.getLogger(__name__)
 
 #: Bump when what demo_assets writes changes: a stamp with another version is regenerated.
@@ -106,7 +115,6 @@ def seeded_hubert_state(seed: int) -> dict[str, torch.Tensor]:
     """
     from torch import nn
 
-    from rvc_lab.models.hubert import HubertBase
 
     with torch.device("meta"):
         model = HubertBase()
@@ -136,8 +144,6 @@ def seeded_hubert_state(seed: int) -> dict[str, torch.Tensor]:
 
 def seeded_hubert(seed: int):
     """``HubertBase`` carrying :func:`seeded_hubert_state` (eval, fp32)."""
-    from rvc_lab.models.hubert import HubertBase
-
     with torch.device("meta"):
         model = HubertBase()
     model.load_state_dict(seeded_hubert_state(seed), strict=True, assign=True)
@@ -174,8 +180,6 @@ def tone(sr: int, seconds: float = TONE_SECONDS) -> np.ndarray:
 
 
 def _relpaths() -> dict[str, str]:
-    from rvc_lab.files.index import ivf_index_filename
-
     rel = {"hubert": "hubert/hubert_base.pt", "rmvpe": "rmvpe/rmvpe.pt"}
     for v in DEMO_VOICES:
         rel[v.name] = f"weights/{v.name}.pth"
@@ -217,12 +221,6 @@ def demo_assets(outdir: str | os.PathLike, seed: int = 0, force: bool = False) -
         logger.debug("demo assets for seed %d already in %s", seed, out)
         return paths
 
-    from rvc_lab.audio import write_wav_atomic
-    from rvc_lab.files.hubert import write_fairseq_checkpoint
-    from rvc_lab.files.index import build_ivf_flat_index
-    from rvc_lab.files.rmvpe import random_rmvpe_weights, write_rmvpe
-    from rvc_lab.files.voice import voice_config, write_voice
-    from rvc_lab.models.synthesizer import random_synthesizer_weights
 
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
@@ -249,9 +247,7 @@ def demo_assets(outdir: str | os.PathLike, seed: int = 0, force: bool = False) -
 
     record = {"seed": int(seed), "version": DEMO_ASSETS_VERSION, "files": rel,
               "note": "random weights: for testing file formats and code paths, not for real conversion"}
-    tmp = stamp.with_name(f".{STAMP}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, stamp)
+    write_text_atomic(stamp, json.dumps(record, indent=2) + "\n")
     return paths
 
 

@@ -16,14 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 
 from rvc_lab import jack
+from rvc_lab.atomic import atomic_path
+from rvc_lab.cli.options import add_voice_options, load_models, noise_kwargs
+from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.errors import RVCLabError, SettingsError
+from rvc_lab.instrument import StageTimer
 from rvc_lab.live import LiveConverter, PassthroughConverter, latency_budget, list_devices, load_sounddevice
 from rvc_lab.live_session import (DEFAULT_BURSTS, MEASURE_THRESHOLD_DB, StreamPorts, check_devices, check_model_files,
                                   jack_period_s, measure_latency)
@@ -52,11 +55,9 @@ def _add_stream_options(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``rvc-lab live`` on the sub-parsers object of ``rvc-lab``."""
-    from rvc_lab.cli import _add_voice_options
-
     s = sub.add_parser("live", help="live conversion on audio devices (JACK, ALSA...), measured latency",
                        description=__doc__.split("\n\n")[0])
-    _add_voice_options(s)
+    add_voice_options(s)
     for action in s._actions:  # the voice files are checked by the handler: --passthrough needs none
         if action.dest in ("model", "hubert"):
             action.required = False
@@ -90,15 +91,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------------ settings
 def _stream_settings(a):
-    from rvc_lab.convert.streaming import StreamSettings
-
-    from rvc_lab.cli import _noise_kwargs
-
     s = StreamSettings(
         block_time=a.block_time, crossfade_time=a.crossfade, extra_time=a.extra_time, f0_method=a.f0_method,
         pitch=a.pitch, formant=a.formant, threshold=a.threshold, input_noise_reduce=a.input_noise_reduce,
         output_noise_reduce=a.output_noise_reduce, phase_vocoder=a.phase_vocoder, sid=a.sid,
-        precision=a.precision, frontend_cache=a.frontend_cache, **_noise_kwargs(a),
+        precision=a.precision, frontend_cache=a.frontend_cache, **noise_kwargs(a),
         **({"index_rate": a.index_rate} if a.index_rate is not None else {}),
         **({"rms_mix_rate": a.rms_mix} if a.rms_mix is not None else {}),
     )
@@ -247,10 +244,8 @@ def cmd_live(a) -> int:
         live.stop()
         stop.restore()
     if a.trace:
-        trace = live.trace()
-        tmp = f"{a.trace}.tmp"
-        trace.to_csv(tmp, index=False)
-        os.replace(tmp, a.trace)
+        with atomic_path(a.trace) as tmp:
+            live.trace().to_csv(tmp, index=False)
     for line in summary_lines(live, budget):
         print(line)
     if a.trace:
@@ -288,11 +283,7 @@ def _converter_factory(a, settings, sr: int):
     if a.passthrough:
         block_time = a.block_time
         return lambda: PassthroughConverter(sr, block_time)
-    from rvc_lab.cli import _load_models
-    from rvc_lab.convert.streaming import StreamingConverter
-    from rvc_lab.instrument import StageTimer
-
-    models = _load_models(a)
+    models = load_models(a)
     return lambda: StreamingConverter(models, settings, sr, timer=StageTimer(enabled=True))
 
 

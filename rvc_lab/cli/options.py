@@ -1,0 +1,34 @@
+"""Options and helpers shared by the ``rvc-lab`` command modules."""
+from __future__ import annotations
+
+import argparse
+
+from rvc_lab.convert.models import ConverterModels
+
+
+def add_voice_options(p: argparse.ArgumentParser) -> None:
+    """The voice, content-encoder, F0 and noise options of ``convert`` and ``stream``."""
+    p.add_argument("--model", required=True, help="voice .pth (v1/v2, 32k/40k/48k, f0 or not)")
+    p.add_argument("--index", help="added_*.index of the voice (faiss IVF-Flat)")
+    p.add_argument("--hubert", required=True, help="hubert_base.pt (fairseq checkpoint) or a Hugging Face HuBERT directory")
+    p.add_argument("--rmvpe", help="rmvpe.pt (needed by --f0-method rmvpe)")
+    p.add_argument("--f0-method", default="rmvpe", help="pm | harvest | dio | crepe | crepe-tiny | rmvpe | fcpe")
+    p.add_argument("--pitch", type=float, default=0.0, help="transposition in semitones [f0_up_key]")
+    p.add_argument("--index-rate", type=float, default=None, help="0..1 weight of retrieved features")
+    p.add_argument("--rms-mix", type=float, default=None, help="0..1; 1 keeps the generator's loudness envelope")
+    p.add_argument("--sid", type=int, default=0, help="speaker id")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32: exact (default); bf16: faster on CPUs with AMX/AVX512-BF16, approximate")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--seed", type=int, help="seed torch with SEED + k before the k-th generator call")
+    noise.add_argument("--no-noise", action="store_true", help="generator random draws are zeros (deterministic)")
+
+
+def noise_kwargs(a: argparse.Namespace) -> dict:
+    """``noise`` and ``seed`` settings fields from ``--no-noise`` / ``--seed``."""
+    return {"noise": not a.no_noise, "seed": a.seed}
+
+
+def load_models(a: argparse.Namespace) -> ConverterModels:
+    """Load the voice, encoder, index and rmvpe path named by :func:`add_voice_options`."""
+    return ConverterModels.load(a.model, hubert=a.hubert, index=a.index, rmvpe=a.rmvpe)
