@@ -112,9 +112,11 @@ def connect(source: str, destination: str, server: str | None = None) -> None:
     _run(["jack_connect", source, destination], server)
 
 
-def disconnect(source: str, destination: str, server: str | None = None) -> None:
-    """Remove one connection (an error when it does not exist)."""
-    _run(["jack_disconnect", source, destination], server)
+def disconnect(source: str, destination: str, server: str | None = None, missing_ok: bool = True) -> None:
+    """Remove one connection; one that is already gone is fine unless ``missing_ok`` is False."""
+    res = _run(["jack_disconnect", source, destination], server, check=not missing_ok)
+    if res.returncode != 0 and missing_ok:
+        log.debug("jack_disconnect %s %s: %s", source, destination, res.stderr.strip())
 
 
 def buffer_size(server: str | None = None) -> int:

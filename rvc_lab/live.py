@@ -661,6 +661,10 @@ class LiveConverter:
             "total_latency_s": algorithmic + queue_latency + dev_in + dev_out,
         }
 
+    def callback_outcomes(self) -> list[int]:
+        """What each callback played, in order: the sequence number of the block, :data:`LATE` or :data:`PRIMING`."""
+        return [row[4] for row in self._callback_log]
+
     def recent_load(self, blocks: int = 40) -> tuple[float, float]:
         """(p50, p95) of converter time / block time over the last ``blocks`` conversions (0, 0 before any)."""
         rows = [r for r in self._worker_log[-blocks:] if r[3]]

@@ -22,14 +22,13 @@ The gate compares the round trip with :func:`rvc_lab.live.latency_budget`'s form
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from rvc_lab import jack
-from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.errors import SettingsError
+from rvc_lab.files.safe_load import require_file
 from rvc_lab.live import LiveAudioError, LiveConverter, latency_budget, load_sounddevice
 from rvc_lab.metrics.latency import BurstTrain, LatencyEstimate, latency_line, noise_bursts, onset_delays, xcorr_delays
 
@@ -147,27 +146,18 @@ def check_model_files(model=None, hubert=None, index=None, rmvpe=None, f0_method
     SettingsError
         ``--model`` / ``--hubert`` missing, or rmvpe asked without ``--rmvpe``.
     ModelFileError
-        A path that does not exist, is not a file (a HuBERT directory is fine) or is empty.
+        A path that does not exist, is not a file (a HuBERT directory is fine) or is empty
+        (:func:`rvc_lab.files.safe_load.require_file`).
     """
     if not model or not hubert:
         raise SettingsError("live conversion needs --model VOICE.pth and --hubert hubert_base.pt "
                             "(or --passthrough, which needs no model)")
     if f0_method == "rmvpe" and not rmvpe:
         raise SettingsError("--f0-method rmvpe needs --rmvpe rmvpe.pt (or choose another method, e.g. --f0-method fcpe)")
-    for path, dir_ok in ((model, False), (hubert, True), (index, False), (rmvpe, False)):
-        if not path:
-            continue
-        p = Path(path)
-        if not p.exists():
-            raise ModelFileError(p, "does not exist")
-        if p.is_dir():
-            if not dir_ok:
-                raise ModelFileError(p, "is a directory, expected a file")
-            continue
-        if p.stat().st_size == 0:
-            raise ModelFileError(p, "is empty")
-        if not os.access(p, os.R_OK):
-            raise ModelFileError(p, "is not readable")
+    for path, what, dir_ok in ((model, "voice model", False), (hubert, "HuBERT checkpoint", True),
+                               (index, "index", False), (rmvpe, "rmvpe checkpoint", False)):
+        if path:
+            require_file(path, what, directory_ok=dir_ok)
 
 
 def jack_period_s(devices: DeviceChoice) -> float | None:

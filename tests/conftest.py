@@ -107,9 +107,13 @@ def jack_server():
     try:
         yield server
     finally:
+        # PortAudio holds a JACK client from its initialisation: close it before the server goes
+        # (a client whose server vanished aborts the process when it is closed later)
+        sd = live.load_sounddevice()
+        sd._terminate()
         server.stop()
         if old is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = old
-        live.rescan_devices()
+        sd._initialize()
