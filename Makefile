@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.rvc_lab-installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system report test bench clean
+.PHONY: setup system report test bench live-bench live-soak clean
 
 setup: $(STAMP) system
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, then its torchaudio twin (the order the registries need for this pair)
 	$(BIN)/pip install -q torch==2.9.1
 	$(BIN)/pip install -q torch==2.9.1 torchaudio==2.9.1
-	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq]"
+	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq,live]"
 	touch $(STAMP)
 
 system:
@@ -32,6 +32,14 @@ test: setup
 bench: setup
 	$(BIN)/python bench/stream_bench.py
 	$(BIN)/python bench/speed_bench.py --out bench-out $(if $(UPSTREAM),--upstream-checkout $(UPSTREAM))
+
+# live conversion on a private JACK loop (bench/live_soak.py): 10 minutes for the no-late-block goal,
+# 60 minutes for the stability soak; figures and tables in bench-out/live_*
+live-bench: setup
+	$(BIN)/python bench/live_soak.py --minutes 10 --out bench-out/live_bench
+
+live-soak: setup
+	$(BIN)/python bench/live_soak.py --minutes 60 --out bench-out/live_soak
 
 clean:
 	rm -rf $(VENV) .cache

@@ -129,6 +129,18 @@ def _device_latency_s(latency: Any) -> tuple[float, float]:
     return (values[0], values[-1]) if values else (0.0, 0.0)
 
 
+def _on_jack(device, stream_factory) -> bool:
+    """True when sounddevice opens ``device`` (None: the default output) on PortAudio's JACK host API."""
+    try:
+        sd = sys.modules.get("sounddevice")
+        if sd is None or stream_factory is not sd.Stream:
+            return False
+        info = sd.query_devices(device, kind="output")
+        return "JACK" in sd.query_hostapis(info["hostapi"])["name"]
+    except Exception:  # no device information: upstream's assumption
+        return False
+
+
 # ------------------------------------------------------------------------------------ converters
 class PassthroughConverter:
     """The identity in the converter's place: same buffering, no model (``rvc-lab live --passthrough``).
@@ -331,6 +343,9 @@ class LiveConverter:
         at :meth:`stop`).  The callback needs the GIL, and while the worker runs Python code
         between torch kernels the callback waits up to this long for it, inside the audio
         server's cycle.  Default 1 ms (Python's is 5 ms); None leaves it alone.
+    block_in_device_latency : bool, optional
+        Whether PortAudio's reported latency holds the block (see :func:`latency_budget`); None:
+        True on a JACK device (measured), else False (upstream's assumption).
 
     Examples
     --------
@@ -343,7 +358,7 @@ class LiveConverter:
     def __init__(self, converter, input_device=None, output_device=None, channels: int | tuple[int, int] = 1,
                  stream_factory: Callable[..., Any] | None = None, *, latency: float | str | None = None,
                  delay_blocks: int = 1, queue_blocks: int | None = None, warm_up: bool = True,
-                 switch_interval_s: float | None = 0.001):
+                 switch_interval_s: float | None = 0.001, block_in_device_latency: bool | None = None):
         if hasattr(converter, "process_block"):
             self._factory, self.converter = None, converter
         elif callable(converter):
@@ -362,6 +377,7 @@ class LiveConverter:
         self.queue_blocks = int(queue_blocks if queue_blocks is not None else delay_blocks + 2)
         self.warm_up = bool(warm_up)
         self.switch_interval_s = switch_interval_s
+        self.block_in_device_latency = block_in_device_latency
         if stream_factory is None:
             stream_factory = load_sounddevice().Stream
         self._stream_factory = stream_factory
@@ -424,6 +440,8 @@ class LiveConverter:
                 samplerate=int(g.sr), blocksize=self._block_frame, channels=self.channels, dtype="float32",
                 callback=self._callback, device=(self.input_device, self.output_device), latency=self.latency)
             self._stream_clock = hasattr(stream, "time")
+            if self.block_in_device_latency is None:
+                self.block_in_device_latency = _on_jack(self.output_device, self._stream_factory)
             self.stream = stream
             self.started_at = time.perf_counter()
             stream.start()
@@ -633,7 +651,7 @@ class LiveConverter:
         return getattr(self, "_last_stream_latency", None)
 
     def latency_s(self) -> dict[str, float]:
-        """Latency figures in seconds.
+        """Latency figures in seconds (the formula; ``rvc-lab live --measure-latency`` measures it).
 
         Returns
         -------
@@ -641,29 +659,44 @@ class LiveConverter:
             ``algorithmic_latency_s`` (block + crossfade + SOLA search, from the converter),
             ``queue_latency_s`` (``delay_blocks`` blocks: the price of converting off the callback),
             ``device_input_latency_s`` / ``device_output_latency_s`` (``stream.latency`` as PortAudio
-            reports it; 0 before :meth:`start`), ``total_latency_s`` (their sum).  On JACK the
-            reported output latency already holds the block: use :func:`latency_budget` for the
-            measured composition.
+            reports it; 0 before :meth:`start`), ``total_latency_s``: capture to playback, the
+            block counted once (:func:`latency_budget`: on JACK it is in the device figures).
         """
         conv = self.converter
-        if conv is None:
-            algorithmic = queue_latency = 0.0
-        else:
-            g = conv.geometry
-            algorithmic = float(g.algorithmic_latency_s)
-            queue_latency = self.delay_blocks * g.block_frame / g.sr
         dev_in, dev_out = _device_latency_s(self.stream_latency())
+        if conv is None:
+            return {"algorithmic_latency_s": 0.0, "queue_latency_s": 0.0, "device_input_latency_s": dev_in,
+                    "device_output_latency_s": dev_out, "total_latency_s": dev_in + dev_out}
+        g = conv.geometry
+        budget = latency_budget(conv, self.stream_latency(), self.delay_blocks,
+                                block_in_device_latency=bool(self.block_in_device_latency))
         return {
-            "algorithmic_latency_s": algorithmic,
-            "queue_latency_s": queue_latency,
+            "algorithmic_latency_s": float(g.algorithmic_latency_s),
+            "queue_latency_s": budget["queue_s"],
             "device_input_latency_s": dev_in,
             "device_output_latency_s": dev_out,
-            "total_latency_s": algorithmic + queue_latency + dev_in + dev_out,
+            "total_latency_s": budget["formula_s"],
         }
 
     def callback_outcomes(self) -> list[int]:
         """What each callback played, in order: the sequence number of the block, :data:`LATE` or :data:`PRIMING`."""
         return [row[4] for row in self._callback_log]
+
+    def conversion_loads(self, start: int = 0) -> tuple[np.ndarray, int]:
+        """Loads (converter time / block time) of the conversions logged from position ``start`` on.
+
+        Returns
+        -------
+        (np.ndarray, int)
+            float64 [n] loads of successful conversions, and the position to pass next time.
+        """
+        rows = self._worker_log[start:]
+        conv = self.converter
+        if conv is None:
+            return np.zeros(0), start
+        block_s = conv.geometry.block_frame / conv.geometry.sr
+        loads = np.array([(t1 - t0) / block_s for _, t0, t1, ok in rows if ok], dtype=np.float64)
+        return loads, start + len(rows)
 
     def recent_load(self, blocks: int = 40) -> tuple[float, float]:
         """(p50, p95) of converter time / block time over the last ``blocks`` conversions (0, 0 before any)."""
@@ -785,7 +818,8 @@ class LiveConverter:
         if timer is not None and getattr(timer, "enabled", False) and timer.rows:
             stages = timer.to_frame().drop(columns=["block_ms", "overrun"], errors="ignore")
             stages = stages.rename(columns={"block": "converter_block", "total": "converter_total_ms"})
-            order = [seq for seq, _, _, ok in wk if ok is not None]  # the converter numbers the blocks it got
-            stages["block"] = order[: len(stages)] if len(order) >= len(stages) else order + [None] * (len(stages) - len(order))
+            # the converter numbers the blocks it was given, in order: the worker's log says which they were
+            order = [seq for seq, _, _, ok in wk if ok is not None][: len(stages)]
+            stages = stages.iloc[: len(order)].assign(block=order)
             df = df.merge(stages, on="block", how="left")
         return df

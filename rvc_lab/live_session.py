@@ -1,6 +1,6 @@
 """A live session from the outside: check devices before anything loads, measure the round trip.
 
-Used by ``rvc-lab live``, the latency notebook panel and ``bench/live_soak.py``; the driver itself
+Used by ``rvc-lab live``, the notebook panels (:func:`loopback_measurement`) and ``bench/live_soak.py``; the driver itself
 is :class:`rvc_lab.live.LiveConverter`, the signal processing :mod:`rvc_lab.metrics.latency`.
 
 Latency measurement (:func:`measure_latency`): the stream's output plays noise bursts
@@ -22,6 +22,7 @@ The gate compares the round trip with :func:`rvc_lab.live.latency_budget`'s form
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -310,6 +311,9 @@ def measure_latency(live: LiveConverter, *, method: str, period_s: float | None 
         rt = onset_delays(probe.played, train, 0, max_delay)
     lost = _drop_bursts_hit_by_late_blocks(rt, train, probe.late_spans(), g.sr, budget["formula_s"], period)
     passed, reason = rt.gate(1000.0 * budget["formula_s"], 1000.0 * period, AGREE_MS[method], MIN_BURSTS)
+    if not passed and lost:
+        reason = (f"{reason.split(': is the output')[0]}; {lost} burst(s) fell on late blocks: the converter did not "
+                  "keep up (see the load in the summary)")
     return LatencyMeasurement(round_trip=rt, device_loop=loop, budget=budget, period_s=period, passed=passed,
                               reason=reason, lost_to_late_blocks=lost, train=train, captured=probe.captured,
                               played=probe.played)
@@ -335,3 +339,138 @@ def _drop_bursts_hit_by_late_blocks(est: LatencyEstimate, train: BurstTrain, lat
             est.delays[k] = np.nan
             lost += 1
     return lost
+
+
+# ------------------------------------------------------------------------------------ soak
+def soak(live: LiveConverter, seconds: float, *, method: str, period_s: float | None, block_in_device_latency: bool,
+         n_bursts: int = DEFAULT_BURSTS, on_row=None):
+    """Measure the round trip back to back for ``seconds``, with memory, late blocks and load per window.
+
+    Every window is one :func:`measure_latency` (``n_bursts`` bursts); the stream never stops in
+    between, so the converter runs on the looped bursts the whole time.
+
+    Parameters
+    ----------
+    live : LiveConverter
+        Started, output looped to input.
+    seconds : float
+        Total length (windows are started while time is left).
+    on_row : callable, optional
+        Called with each row (a dict) as soon as its window is done (progress printing).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per window: ``t_s`` (window end, s since the soak started), ``rss_mb``
+        (VmRSS), ``anon_mb`` (anonymous memory: what a leak grows), ``machine_load_1min``
+        (the machine's load average: other processes compete for the cores),
+        ``latency_ms`` (measured round trip, median of the window's bursts), ``spread_ms``,
+        ``bursts_found``, ``bursts``, ``lost_to_late``, ``device_loop_ms``, ``formula_ms``,
+        ``gate`` (passed), ``late_blocks`` / ``dropped_inputs`` / ``skipped_inputs`` /
+        ``status_flags`` (cumulative), ``load_p50`` / ``load_p95`` / ``load_max`` (the window's
+        conversions, compute time over block time).
+    """
+    import time
+
+    import pandas as pd
+
+    from rvc_lab.perf import anon_rss_mb, rss_mb
+
+    rows = []
+    t0 = time.monotonic()
+    _, logged = live.conversion_loads(0)
+    while time.monotonic() - t0 < seconds:
+        m = measure_latency(live, method=method, period_s=period_s, block_in_device_latency=block_in_device_latency,
+                            n_bursts=n_bursts)
+        st = live.stats()
+        loads, logged = live.conversion_loads(logged)
+        row = {
+            "t_s": time.monotonic() - t0,
+            "rss_mb": rss_mb()[0],
+            "anon_mb": anon_rss_mb(),
+            "machine_load_1min": os.getloadavg()[0],
+            "latency_ms": m.round_trip.measured_ms,
+            "spread_ms": m.round_trip.spread_ms,
+            "bursts_found": m.round_trip.n_found,
+            "bursts": m.round_trip.n_bursts,
+            "lost_to_late": m.lost_to_late_blocks,
+            "device_loop_ms": m.device_loop.measured_ms,
+            "formula_ms": m.formula_ms,
+            "gate": m.passed,
+            "late_blocks": st["late_blocks"],
+            "dropped_inputs": st["dropped_inputs"],
+            "skipped_inputs": st["skipped_inputs"],
+            "status_flags": st["status_flags"],
+            "load_p50": float(np.percentile(loads, 50)) if loads.size else float("nan"),
+            "load_p95": float(np.percentile(loads, 95)) if loads.size else float("nan"),
+            "load_max": float(loads.max()) if loads.size else float("nan"),
+        }
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------ notebooks
+_PRIVATE_JACK = None
+
+
+def private_jack_server():
+    """A dummy-driver JACK server of this process, started on first use and stopped at exit.
+
+    PortAudio is re-initialised to see it.  For notebooks and tools that want a real audio
+    server without a sound card (a loop of software latency only).
+    """
+    global _PRIVATE_JACK
+    if _PRIVATE_JACK is None or not _PRIVATE_JACK.running():
+        import atexit
+
+        from rvc_lab.live import rescan_devices
+
+        server = jack.start_dummy_server()
+        rescan_devices(jack_server=server.name)
+
+        def stop():
+            load_sounddevice()._terminate()  # PortAudio's JACK client goes before the server
+            server.stop()
+
+        atexit.register(stop)
+        _PRIVATE_JACK = server
+    return _PRIVATE_JACK
+
+
+def loopback_measurement(converter, *, device=None, delay_blocks: int = 1, n_bursts: int = DEFAULT_BURSTS,
+                         method: str | None = None) -> LatencyMeasurement:
+    """Open a session on a loopback, measure the round trip, close it.
+
+    Parameters
+    ----------
+    converter
+        A :class:`~rvc_lab.convert.streaming.StreamingConverter` (its output rate is the stream
+        rate) or a :class:`~rvc_lab.live.PassthroughConverter`.
+    device : int or str, optional
+        A PortAudio device whose output is looped to its input (a cable, a virtual device).
+        None: :func:`private_jack_server`, whose stream ports are connected to each other.
+    delay_blocks : int
+        The live queue.
+    method : {"xcorr", "onset"}, optional
+        Default: "xcorr" for a passthrough, "onset" for a conversion.
+
+    Returns
+    -------
+    LatencyMeasurement
+    """
+    if device is None:
+        private_jack_server()
+    sr = converter.geometry.sr
+    devices = check_devices(device, device, sample_rate=sr)
+    if method is None:
+        method = "onset" if getattr(converter, "settings", None) is not None else "xcorr"
+    lc = LiveConverter(converter, devices.input, devices.output, delay_blocks=delay_blocks,
+                       block_in_device_latency=devices.is_jack)
+    ports = StreamPorts() if devices.is_jack and device is None else None
+    with lc:
+        if ports is not None:
+            ports.loop()
+        return measure_latency(lc, method=method, period_s=jack_period_s(devices),
+                               block_in_device_latency=devices.is_jack, n_bursts=n_bursts)

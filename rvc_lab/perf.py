@@ -317,6 +317,19 @@ def rss_mb() -> tuple[float, float]:
     return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
 
 
+def anon_rss_mb() -> float:
+    """Anonymous resident memory of this process in MiB (``RssAnon``): what a leak grows.
+
+    ``VmRSS`` also counts mapped library pages, which the kernel drops and reloads under memory
+    pressure, so on a busy machine it moves by hundreds of MiB without any allocation.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def memory_trace(models, settings, seconds: float, sr: int = 48000, every: int = 10, audio: np.ndarray | None = None,
                  ) -> pd.DataFrame:
     """Resident memory while streaming ``seconds`` of audio (simulated clock).

@@ -584,3 +584,146 @@ class LatencyPanel(Panel):
         show_figure(plots.plot_block_timeline(prof.trace))
         show_figure(plots.plot_load_histogram(prof.trace))
         display(prof.stages.round(2))
+
+
+# ----------------------------------------------------------------------------- live audio
+class LoopbackLatencyPanel(Panel):
+    """Measured round trip through a loopback: passthrough and the chosen conversion side by side.
+
+    The device is a private JACK server with the dummy driver (no sound card: the loop holds
+    PortAudio's and the server's buffering, nothing physical) unless a PortAudio device whose
+    output is cabled to its input is named.  Random-weight voices output noise unrelated to the
+    input, so the conversion is measured by the energy onsets behind the silence gate.
+    """
+
+    title = "Measured latency (loopback)"
+
+    def __init__(self, workbench: Workbench):
+        import ipywidgets as w
+
+        super().__init__()
+        self.wb = workbench
+        self.chain = _ChainControls(workbench)
+        self.device = w.Text(value="", placeholder="blank: a private JACK loop (no sound card)",
+                             description="looped device", style={"description_width": "initial"})
+        self.delay_blocks = _slider(int, "queue (blocks)", 1 if not workbench.config.quick else 2, 1, 4, 1)
+        self.bursts = _slider(int, "bursts", 6 if workbench.config.quick else 8, 4, 16, 1)
+        self.history: list = []
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [self.chain.source_row(), w.HBox([self.chain.block, self.chain.extra, self.chain.crossfade]),
+                w.HBox([self.device, self.delay_blocks, self.bursts])]
+
+    def compute(self) -> dict:
+        from dataclasses import replace
+
+        from rvc_lab.convert.streaming import StreamingConverter
+        from rvc_lab.live import PassthroughConverter
+        from rvc_lab.live_session import MEASURE_THRESHOLD_DB, check_devices, loopback_measurement, private_jack_server
+
+        device = self.device.value.strip() or None
+        sr = private_jack_server().rate if device is None else check_devices(device, device).sample_rate
+        models = self.wb.models(self.chain.voice.value)
+        # silence gate on, so that a random-weight voice is silent between bursts
+        settings = replace(self.chain.stream_settings(noise=True), threshold=MEASURE_THRESHOLD_DB,
+                           precision="bf16" if self.wb.config.quick else "fp32")
+        kw = dict(device=device, delay_blocks=self.delay_blocks.value, n_bursts=self.bursts.value)
+        results = {"passthrough": loopback_measurement(PassthroughConverter(sr, settings.block_time), **kw),
+                   "conversion": loopback_measurement(StreamingConverter(models, settings, sr), **kw)}
+        self.history.append(results)
+        return results
+
+    def render(self, results):
+        from IPython.display import display
+
+        from rvc_lab.live_plots import plot_latency_probe
+
+        rows = []
+        for mode, m in results.items():
+            b = {k: 1000 * v for k, v in m.budget.items()}
+            rows.append({"mode": mode, "measured_ms": m.round_trip.measured_ms, "formula_ms": m.formula_ms,
+                         "bursts": f"{m.round_trip.n_found}/{m.round_trip.n_bursts}",
+                         "agree_within_ms": m.round_trip.spread_ms, "device_loop_ms": m.device_loop.measured_ms,
+                         "reported_device_ms": b["device_input_s"] + b["device_output_s"], "queue_ms": b["queue_s"],
+                         "chain_ms": b["chain_s"], "upstream_displayed_ms": b["upstream_displayed_s"],
+                         "gate": "pass" if m.passed else "FAIL"})
+        display(pd.DataFrame(rows).set_index("mode").round(1))
+        for mode, m in results.items():
+            print(f"{mode}: {m.line}")
+            for line in m.budget_lines():
+                print("   ", line)
+        show_figure(plot_latency_probe(results["conversion"]))
+
+
+class LivePanel(Panel):
+    """A live session you can steer: Run starts it, the sliders change its settings, Stop ends it.
+
+    Devices as ``rvc-lab live`` (blank: a private JACK loop, which feeds the output back to the
+    input: useful to watch load and late blocks, not to listen to).
+    """
+
+    title = "Live session"
+    SETTINGS = ("pitch", "index_rate", "f0")
+
+    def __init__(self, workbench: Workbench):
+        import ipywidgets as w
+
+        super().__init__()
+        self.wb = workbench
+        self.chain = _ChainControls(workbench)
+        self.device = w.Text(value="", placeholder="blank: a private JACK loop", description="device",
+                             style={"description_width": "initial"})
+        self.stop_button = w.Button(description="Stop", icon="stop")
+        self.stop_button.on_click(lambda _: self.stop())
+        self.live = None
+        self.applied: list[dict] = []
+        for name, setting in (("pitch", "pitch"), ("index_rate", "index_rate"), ("f0", "f0_method")):
+            getattr(self.chain, name).observe(lambda change, s=setting: self._changed(s, change["new"]), names="value")
+
+    def controls(self):
+        import ipywidgets as w
+
+        return [self.chain.source_row(), w.HBox([self.chain.pitch, self.chain.index_rate]),
+                w.HBox([self.chain.block, self.chain.extra, self.device, self.stop_button])]
+
+    def _changed(self, setting: str, value) -> None:
+        if self.live is not None and self.live.running:
+            self.live.update(**{setting: value})
+            self.applied.append({setting: value})
+            self.status.value = f"running; set {setting}={value}"
+
+    def compute(self):
+        from rvc_lab.convert.streaming import StreamingConverter
+        from rvc_lab.instrument import StageTimer
+        from rvc_lab.live import LiveConverter
+        from rvc_lab.live_session import StreamPorts, check_devices, private_jack_server
+
+        self.stop()
+        device = self.device.value.strip() or None
+        if device is None:
+            private_jack_server()
+        devices = check_devices(device, device)
+        models = self.wb.models(self.chain.voice.value)
+        settings = self.chain.stream_settings(noise=True)
+        conv = StreamingConverter(models, settings, devices.sample_rate, timer=StageTimer(enabled=True))
+        self.live = LiveConverter(conv, devices.input, devices.output, delay_blocks=2)
+        ports = StreamPorts() if device is None else None
+        self.live.start()
+        if ports is not None:
+            ports.loop()
+        return self.live
+
+    def render(self, live):
+        print(f"running on {live.stream_latency()} s of reported device latency; move the sliders, then Stop")
+
+    def stop(self) -> dict | None:
+        """Stop the session (if any) and return its counters."""
+        if self.live is None or not self.live.running:
+            return None
+        self.live.stop()
+        stats = self.live.stats()
+        self.status.value = (f"stopped: {stats['converted']} blocks converted, {stats['late_blocks']} late, "
+                             f"{len(self.applied)} setting change(s)")
+        return stats

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the workbench uses: espeak-ng (offline speech input), sox, and chromium for the
-# headless-browser check of the HTML report.  Installed only when missing; needs root (as on CI).
+# Debian packages the workbench uses: espeak-ng (offline speech input), sox, chromium for the
+# headless-browser check of the HTML report, and for live audio (`rvc-lab live`, its tests) the JACK
+# server with its tools (jackd2: jackd, jack_lsp, jack_connect, ...) and PortAudio (libportaudio2).
+# Installed only when missing; needs root (as on CI).
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v sox >/dev/null || need+=(sox)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
+{ command -v jackd >/dev/null && command -v jack_connect >/dev/null; } || need+=(jackd2)
+{ ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2'; } || need+=(libportaudio2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-packages: missing ${need[*]}; install them with apt-get (needs root)" >&2

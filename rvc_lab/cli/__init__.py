@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from rvc_lab.errors import RVCLabError
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rvc-lab``: parse, run the handler, turn :class:`RVCLabError` into exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if next((x for x in args if not x.startswith("-")), None) == "live":
+        # before torch loads (the command modules import it): see rvc_lab.cli.live
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="rvc-lab: %(message)s")

@@ -167,8 +167,8 @@ def status_text(live: LiveConverter, elapsed_s: float, measured_ms: float | None
     return text
 
 
-def summary_lines(live: LiveConverter, budget: dict) -> list[str]:
-    """The end-of-session summary (stdout)."""
+def summary_lines(live: LiveConverter, budget: dict, latency: bool = True) -> list[str]:
+    """The end-of-session summary (stdout); ``latency``: include the formula's line."""
     st = live.stats()
     lines = [
         f"blocks: {st['callbacks']} callbacks, {st['converted']} converted, {st['late_blocks']} late, "
@@ -182,6 +182,8 @@ def summary_lines(live: LiveConverter, budget: dict) -> list[str]:
                      f"(block {st['block_ms']:.0f} ms; first block {load.iloc[0]:.2f})")
     if st["warm_up_ms"]:
         lines.append("warm-up: " + " / ".join(f"{t:.0f}" for t in st["warm_up_ms"]) + " ms on silence")
+    if not latency:
+        return lines
     b = {k: 1000.0 * v for k, v in budget.items()}
     lines.append(f"latency (formula): device in {b['device_input_s']:.1f} + out {b['device_output_s']:.1f} ms"
                  + (f" + block {b['block_s']:.1f}" if b["block_s"] else "")
@@ -219,7 +221,7 @@ def cmd_live(a) -> int:
 
     factory = _converter_factory(a, settings, devices.sample_rate)
     live = LiveConverter(factory, devices.input, devices.output, (a.channels, a.channels),
-                         delay_blocks=a.delay_blocks)
+                         delay_blocks=a.delay_blocks, block_in_device_latency=devices.is_jack)
     ports = StreamPorts() if a.jack_loopback else None
     stop = _StopSignal()
     interrupted = False
@@ -246,7 +248,7 @@ def cmd_live(a) -> int:
     if a.trace:
         with atomic_path(a.trace) as tmp:
             live.trace().to_csv(tmp, index=False)
-    for line in summary_lines(live, budget):
+    for line in summary_lines(live, budget, latency=not a.measure_latency):
         print(line)
     if a.trace:
         print(f"trace: {a.trace}")

@@ -165,6 +165,10 @@ class LatencyEstimate:
     method : {"xcorr", "onset"}
     min_snr_db : float
         Bursts below this level over the floor do not count as found.
+    score : np.ndarray, optional
+        float64 [K] normalised correlation of each burst with what was found (cross-correlation).
+    min_score : float
+        Cross-correlation matches below this do not count as found (a different sound).
     """
 
     delays: np.ndarray
@@ -172,11 +176,17 @@ class LatencyEstimate:
     sr: int
     method: str
     min_snr_db: float = 20.0
+    score: np.ndarray | None = None
+    min_score: float = 0.5
 
     @property
     def found(self) -> np.ndarray:
-        """bool [K]: the burst came back at least ``min_snr_db`` over the floor."""
-        return np.isfinite(self.delays) & (self.snr_db >= self.min_snr_db)
+        """bool [K]: the burst came back at least ``min_snr_db`` over the floor (and, for
+        cross-correlation, its normalised correlation with the burst is at least ``min_score``)."""
+        ok = np.isfinite(self.delays) & (self.snr_db >= self.min_snr_db)
+        if self.score is not None:
+            ok &= self.score >= self.min_score
+        return ok
 
     @property
     def n_found(self) -> int:
@@ -228,8 +238,11 @@ class LatencyEstimate:
         """One row per burst: delay_ms, snr_db, found."""
         import pandas as pd
 
-        return pd.DataFrame({"burst": np.arange(self.n_bursts), "delay_ms": self.delays_ms, "snr_db": self.snr_db,
-                             "found": self.found})
+        df = pd.DataFrame({"burst": np.arange(self.n_bursts), "delay_ms": self.delays_ms, "snr_db": self.snr_db})
+        if self.score is not None:
+            df["score"] = self.score
+        df["found"] = self.found
+        return df
 
 
 def latency_line(estimate: LatencyEstimate, formula_ms: float, period_ms: float) -> str:
@@ -261,12 +274,14 @@ def xcorr_delays(recording: np.ndarray, train: BurstTrain, min_delay: int, max_d
     Returns
     -------
     LatencyEstimate
-        ``method="xcorr"``; delays with sub-sample resolution (parabolic peak).
+        ``method="xcorr"``; delays with sub-sample resolution (parabolic peak); ``score`` is the
+        normalised correlation at the integer peak (1 for a scaled copy).
     """
     rec = np.asarray(recording, dtype=np.float64)
     k_n = train.n_bursts
     delays = np.full(k_n, np.nan)
     power = np.zeros(k_n)
+    score = np.zeros(k_n)
     busy = []
     for k in range(k_n):
         a, b = _search_span(train, k, min_delay, max_delay, rec.shape[0])
@@ -278,12 +293,15 @@ def xcorr_delays(recording: np.ndarray, train: BurstTrain, min_delay: int, max_d
         seg = rec[start : start + train.length]
         delays[k] = a + lag - int(train.onsets[k])
         power[k] = float(np.mean(seg**2))
+        if seg.shape[0] == train.length:
+            norm = float(np.linalg.norm(seg) * np.linalg.norm(template))
+            score[k] = float(np.dot(seg, template)) / norm if norm > 0 else 0.0
         busy.append((start, start + train.length))
     floor = _noise_floor(rec, busy, max(1, train.sr // 100))
     with np.errstate(divide="ignore"):
         snr = 10.0 * np.log10(np.maximum(power, 1e-300) / floor)
     snr[~np.isfinite(delays)] = -np.inf
-    return LatencyEstimate(delays=delays, snr_db=snr, sr=train.sr, method="xcorr", min_snr_db=min_snr_db)
+    return LatencyEstimate(delays=delays, snr_db=snr, sr=train.sr, method="xcorr", min_snr_db=min_snr_db, score=score)
 
 
 def _half_power_crossing(env: np.ndarray, start: int, stop: int, floor: float, length: int) -> tuple[float, float]:
