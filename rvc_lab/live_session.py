@@ -440,7 +440,7 @@ def private_jack_server():
 
 
 def loopback_measurement(converter, *, device=None, delay_blocks: int = 1, n_bursts: int = DEFAULT_BURSTS,
-                         method: str | None = None) -> LatencyMeasurement:
+                         method: str | None = None, jack_loopback: bool | None = None) -> LatencyMeasurement:
     """Open a session on a loopback, measure the round trip, close it.
 
     Parameters
@@ -455,6 +455,9 @@ def loopback_measurement(converter, *, device=None, delay_blocks: int = 1, n_bur
         The live queue.
     method : {"xcorr", "onset"}, optional
         Default: "xcorr" for a passthrough, "onset" for a conversion.
+    jack_loopback : bool, optional
+        Connect the stream's JACK output ports to its input ports (:class:`StreamPorts`);
+        default: on the private server only.
 
     Returns
     -------
@@ -468,7 +471,9 @@ def loopback_measurement(converter, *, device=None, delay_blocks: int = 1, n_bur
         method = "onset" if getattr(converter, "settings", None) is not None else "xcorr"
     lc = LiveConverter(converter, devices.input, devices.output, delay_blocks=delay_blocks,
                        block_in_device_latency=devices.is_jack)
-    ports = StreamPorts() if devices.is_jack and device is None else None
+    if jack_loopback is None:
+        jack_loopback = device is None
+    ports = StreamPorts() if devices.is_jack and jack_loopback else None
     with lc:
         if ports is not None:
             ports.loop()

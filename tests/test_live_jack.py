@@ -25,7 +25,7 @@ import pytest
 
 from rvc_lab import jack, live
 from rvc_lab.live import LiveConverter, PassthroughConverter
-from rvc_lab.live_session import StreamPorts, check_devices, measure_latency
+from rvc_lab.live_session import StreamPorts, check_devices, measure_latency, soak
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 48000
@@ -73,6 +73,22 @@ def test_passthrough_loop_is_one_block_plus_one_period_and_portaudio_reports_it(
     assert np.allclose(rt.delays, block + PERIOD + block, atol=0.01), rt.delays
     assert result.passed, result.reason
     assert result.formula_ms == pytest.approx(1000 * (2 * block + PERIOD) / SR)
+
+
+def test_soak_windows_measure_the_same_round_trip_back_to_back(jack_server, device):
+    lc = LiveConverter(PassthroughConverter(SR, 0.1), device, device, delay_blocks=1)
+    ports = StreamPorts()
+    with lc:
+        ports.loop()
+        table = soak(lc, 1.0, method="xcorr", period_s=PERIOD / SR, block_in_device_latency=True, n_bursts=4)
+        table2 = soak(lc, 0.1, method="xcorr", period_s=PERIOD / SR, block_in_device_latency=True, n_bursts=4)
+    rows = [*table.to_dict("records"), *table2.to_dict("records")]
+    assert len(rows) >= 2
+    for row in rows:  # block 100 ms + period 10 ms (device) + one block of queue, in every window
+        assert row["latency_ms"] == pytest.approx(210.0, abs=0.01) and row["formula_ms"] == pytest.approx(210.0)
+        assert row["device_loop_ms"] == pytest.approx(110.0, abs=0.01)
+        assert row["gate"] and row["bursts_found"] == row["bursts"] == 4 and row["late_blocks"] == 0
+        assert 0 < row["anon_mb"] <= row["rss_mb"]
 
 
 def test_cli_measure_latency_passthrough(jack_server):
