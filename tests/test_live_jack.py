@@ -239,7 +239,7 @@ def test_overload_plays_counted_silence_never_repeats_and_latency_stays(jack_ser
     # nothing but the source at one delay, or silence: no buffer played twice, none shifted,
     # and the delay after the stalls is the delay before them
     assert other == 0, f"{other} samples are neither the source at lag {lag} nor silence"
-    assert exact.sum() >= (seconds - 3) * SR
+    assert exact.sum() >= 0.5 * seconds * SR  # most of the session played (the test is not of silence)
     # that one delay: rig out -> stream in and stream out -> rig in are connections between
     # ports of one JACK client (PortAudio's), one period each; PortAudio's block adaptation in
     # the stream adds one block and the queue one more (the rig's blocks are JACK's periods)

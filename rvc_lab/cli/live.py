@@ -10,6 +10,12 @@ prints, as the last line on stdout::
     measured latency: M ms (formula F ms, period P ms, bursts N/K agree within D ms)
 
 exit 0 when measured equals the formula within one period, 1 when not, 2 on an error.
+
+``rvc-lab live`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (unless it is set; see
+:func:`rvc_lab.cli.main`): torch's OpenMP threads otherwise spin while they wait for each other,
+and on two cores shared with the audio server and other processes that waste was measured at
+10.4 s per bf16 fcpe 0.25 s block against 1.34 s passive (1.26 s with one thread), side by side in
+one process on a loaded AMD EPYC machine.
 """
 from __future__ import annotations
 
