@@ -111,7 +111,7 @@ class LatencyProfile:
     trace : pandas.DataFrame
         One row per block, stage columns in ms (:meth:`rvc_lab.instrument.StageTimer.to_frame`).
     load : dict
-        :func:`rvc_lab.instrument.load_summary` (load p50/p95/p99, overruns, blocks).
+        :func:`rvc_lab.instrument.summarize_trace` (load p50/p95/p99, overruns, blocks, ...).
     stages : pandas.DataFrame
         :func:`rvc_lab.instrument.stage_summary` (median and p95 ms per stage).
     algorithmic_latency_ms : float
@@ -160,7 +160,7 @@ def profile_stream(models, audio: np.ndarray, sr: int, settings, *, threads: int
     import torch
 
     from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.instrument import StageTimer, load_summary, stage_summary
+    from rvc_lab.instrument import StageTimer, stage_summary, summarize_trace
 
     previous = torch.get_num_threads()
     if threads:
@@ -179,7 +179,7 @@ def profile_stream(models, audio: np.ndarray, sr: int, settings, *, threads: int
     s = settings
     return LatencyProfile(
         label=label or f"block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, {s.f0_method}",
-        settings=s, sr=out_sr, trace=trace, load=load_summary(trace), stages=stage_summary(trace),
+        settings=s, sr=out_sr, trace=trace, load=summarize_trace(trace), stages=stage_summary(trace),
         algorithmic_latency_ms=conv.geometry.algorithmic_latency_s * 1000, threads=used, wall_s=wall)
 
 
