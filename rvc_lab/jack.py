@@ -10,7 +10,7 @@ output ports to its input ports to measure the round trip.
 Everything here drives the command-line tools of Debian's ``jackd2`` package (``jackd``,
 ``jack_lsp``, ``jack_connect``, ``jack_disconnect``, ``jack_bufsize``); every call takes the
 server name, passed to the tools as ``JACK_DEFAULT_SERVER`` (PortAudio reads the same variable
-when it initialises, see :func:`use_server`).
+when it initialises, see :func:`rvc_lab.live.rescan_devices`).
 """
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def _add_stream_options(p: argparse.ArgumentParser) -> None:
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``rvc-lab live`` on the sub-parsers object of ``rvc-lab``."""
     s = sub.add_parser("live", help="live conversion on audio devices (JACK, ALSA...), measured latency",
-                       description=__doc__.split("\n\n")[0])
+                       description="Conversion (or passthrough) on real audio devices, and measured latency.")
     add_voice_options(s)
     for action in s._actions:  # the voice files are checked by the handler: --passthrough needs none
         if action.dest in ("model", "hubert"):
@@ -84,7 +84,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     m = s.add_argument_group("latency measurement")
     m.add_argument("--measure-latency", action="store_true",
                    help="play noise bursts through a loopback (cable, virtual device or --jack-loopback) and "
-                        "compare the measured round trip with the formula")
+                        "compare the measured round trip with the formula (stdin is not read meanwhile)")
     m.add_argument("--jack-loopback", action="store_true",
                    help="on JACK: connect the stream's output ports to its input ports (and nothing else)")
     m.add_argument("--bursts", type=int, default=DEFAULT_BURSTS, help="bursts played by --measure-latency")
@@ -231,7 +231,13 @@ def cmd_live(a) -> int:
     ports = StreamPorts() if a.jack_loopback else None
     stop = _StopSignal()
     interrupted = False
-    live.start()
+    try:
+        live.start()
+    except KeyboardInterrupt:  # during the warm-up, before any audio
+        live.stop()
+        stop.restore()
+        print("rvc-lab live: interrupted before the stream started", file=sys.stderr)
+        return 2
     try:
         if ports is not None:
             ports.loop()

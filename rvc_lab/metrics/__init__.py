@@ -5,6 +5,8 @@
 - :mod:`~rvc_lab.metrics.mcd`: mel-cepstral distortion with explicit conventions.
 - :mod:`~rvc_lab.metrics.f0`: mir_eval melody metrics and pitch-error figures.
 - :mod:`~rvc_lab.metrics.compare`: whole-output and per-stage comparisons for reference checks.
+- :mod:`~rvc_lab.metrics.latency`: noise bursts and their detectors for loopback latency (import it
+  from there: not re-exported here).
 """
 from rvc_lab.metrics import align, compare, f0, mcd, spectral
 
