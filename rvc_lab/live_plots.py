@@ -79,6 +79,11 @@ def plot_soak(table, title: str = ""):
     ax[2].legend(loc="best", fontsize=8)
     ax[3].plot(t, table.load_p50, ".-", label="p50")
     ax[3].plot(t, table.load_p95, ".-", label="p95")
+    if "machine_load_1min" in table:
+        import os
+
+        ax[3].plot(t, table.machine_load_1min / (os.cpu_count() or 1), color="0.6", lw=0.8,
+                   label="machine load average / cores (other processes)")
     ax[3].axhline(0.85, color="k", lw=0.8, ls="--")
     ax[3].set_ylabel("load (compute / block)")
     ax[3].set_xlabel("minutes")
