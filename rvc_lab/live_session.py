@@ -263,7 +263,7 @@ def burst_train_for(budget: dict, sr: int, n_bursts: int = DEFAULT_BURSTS, seed:
 
 def measure_latency(live: LiveConverter, *, method: str, period_s: float | None = None,
                     block_in_device_latency: bool, n_bursts: int = DEFAULT_BURSTS, seed: int = 0,
-                    timeout_s: float | None = None) -> LatencyMeasurement:
+                    timeout_s: float | None = None, max_rounds: int = 3) -> LatencyMeasurement:
     """Play bursts through the running session's loopback and measure device loop and round trip.
 
     Parameters
@@ -278,14 +278,20 @@ def measure_latency(live: LiveConverter, *, method: str, period_s: float | None 
     block_in_device_latency : bool
         Passed to :func:`rvc_lab.live.latency_budget` (True on JACK, measured).
     n_bursts : int
+        Bursts per round.
     seed : int
-        Burst noise seed.
+        Burst noise seed (round r uses ``seed + r``).
     timeout_s : float, optional
-        Longest wait for the probe (default: three times its length + 10 s).
+        Longest wait for one round's probe (default: three times its length + 10 s).
+    max_rounds : int
+        When late blocks (silence played) cut into bursts and fewer than ``n_bursts`` were found,
+        another round of ``n_bursts`` is played, up to this many rounds: a converter that
+        sometimes misses its turn still gets measured, and the count says how many were lost.
 
     Returns
     -------
     LatencyMeasurement
+        Bursts of all rounds; ``train``, ``captured`` and ``played`` are the first round's.
     """
     if method not in AGREE_MS:
         raise SettingsError(f"method {method!r}: use 'xcorr' or 'onset'")
@@ -295,6 +301,28 @@ def measure_latency(live: LiveConverter, *, method: str, period_s: float | None 
                             block_in_device_latency=block_in_device_latency)
     block_s = g.block_frame / g.sr
     period = float(period_s) if period_s else block_s
+    rounds = []
+    for r in range(max(1, int(max_rounds))):
+        rounds.append(_probe_round(live, budget, method, period, n_bursts, seed + r, timeout_s))
+        found = sum(rt.n_found for _, _, rt, _, _ in rounds)
+        lost = sum(n for *_, n in rounds)
+        if lost == 0 or found >= n_bursts:
+            break
+    train, probe, _, _, _ = rounds[0]
+    loop = _combine([lp for _, _, _, lp, _ in rounds])
+    rt = _combine([rt for _, _, rt, _, _ in rounds])
+    passed, reason = rt.gate(1000.0 * budget["formula_s"], 1000.0 * period, AGREE_MS[method], MIN_BURSTS)
+    if not passed and lost:
+        reason = (f"{reason.split(': is the output')[0]}; {lost} burst(s) fell on late blocks: the converter did not "
+                  "keep up (see the load in the summary)")
+    return LatencyMeasurement(round_trip=rt, device_loop=loop, budget=budget, period_s=period, passed=passed,
+                              reason=reason, lost_to_late_blocks=lost, train=train, captured=probe.captured,
+                              played=probe.played)
+
+
+def _probe_round(live, budget, method, period, n_bursts, seed, timeout_s):
+    """One train of bursts: (train, probe, round-trip estimate, device-loop estimate, bursts lost to late blocks)."""
+    g = live.converter.geometry
     train = burst_train_for(budget, g.sr, n_bursts, seed)
     probe = live.start_probe(train.signal)
     length_s = train.signal.shape[0] / g.sr
@@ -310,13 +338,19 @@ def measure_latency(live: LiveConverter, *, method: str, period_s: float | None 
     else:
         rt = onset_delays(probe.played, train, 0, max_delay)
     lost = _drop_bursts_hit_by_late_blocks(rt, train, probe.late_spans(), g.sr, budget["formula_s"], period)
-    passed, reason = rt.gate(1000.0 * budget["formula_s"], 1000.0 * period, AGREE_MS[method], MIN_BURSTS)
-    if not passed and lost:
-        reason = (f"{reason.split(': is the output')[0]}; {lost} burst(s) fell on late blocks: the converter did not "
-                  "keep up (see the load in the summary)")
-    return LatencyMeasurement(round_trip=rt, device_loop=loop, budget=budget, period_s=period, passed=passed,
-                              reason=reason, lost_to_late_blocks=lost, train=train, captured=probe.captured,
-                              played=probe.played)
+    return train, probe, rt, loop, lost
+
+
+def _combine(estimates: list[LatencyEstimate]) -> LatencyEstimate:
+    """The bursts of several rounds as one estimate."""
+    first = estimates[0]
+    if len(estimates) == 1:
+        return first
+    scores = [e.score for e in estimates]
+    return LatencyEstimate(delays=np.concatenate([e.delays for e in estimates]),
+                           snr_db=np.concatenate([e.snr_db for e in estimates]), sr=first.sr, method=first.method,
+                           min_snr_db=first.min_snr_db, min_score=first.min_score,
+                           score=None if any(s is None for s in scores) else np.concatenate(scores))
 
 
 def _drop_bursts_hit_by_late_blocks(est: LatencyEstimate, train: BurstTrain, late: list[tuple[int, int]],

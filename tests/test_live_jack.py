@@ -63,16 +63,33 @@ def test_passthrough_loop_is_one_block_plus_one_period_and_portaudio_reports_it(
         result = measure_latency(lc, method="xcorr", period_s=PERIOD / SR, block_in_device_latency=True, n_bursts=5)
         reported_in, reported_out = lc.stream_latency()
     loop, rt = result.device_loop, result.round_trip
-    assert loop.n_found == rt.n_found == 5
+    assert rt.n_found == rt.n_bursts - result.lost_to_late_blocks >= 5 and loop.n_found == loop.n_bursts
     # PortAudio hands JACK's 480-frame periods to the callback as whole blocks: a burst played at
     # output sample n is captured at n + block + one period, exactly
     assert np.allclose(loop.delays, block + PERIOD, atol=0.01), loop.delays
     # ... and PortAudio's reported latency is that loop: the block's buffering is in it
     assert (reported_in + reported_out) * SR == pytest.approx(block + PERIOD)
     # the round trip adds the queue, one block, and nothing else for the identity
-    assert np.allclose(rt.delays, block + PERIOD + block, atol=0.01), rt.delays
+    assert np.allclose(rt.delays[rt.found], block + PERIOD + block, atol=0.01), rt.delays
     assert result.passed, result.reason
     assert result.formula_ms == pytest.approx(1000 * (2 * block + PERIOD) / SR)
+
+
+def test_bursts_that_a_stall_silences_are_not_counted_and_another_round_is_played(jack_server, device):
+    # a 1.2 s stall (longer than the 1 s burst spacing) during the first round: at least one
+    # burst falls on late blocks; the measurement leaves it out and plays a second round
+    conv = StallingPassthrough(SR, 0.1, {14: 1.2})
+    lc = LiveConverter(conv, device, device, delay_blocks=1)
+    ports = StreamPorts()
+    with lc:
+        ports.loop()
+        m = measure_latency(lc, method="xcorr", period_s=PERIOD / SR, block_in_device_latency=True, n_bursts=5)
+        late = lc.stats()["late_blocks"]
+    rt = m.round_trip
+    assert late >= 12 and m.lost_to_late_blocks >= 1
+    assert rt.n_bursts == 10 and rt.n_found == 10 - m.lost_to_late_blocks
+    assert np.allclose(rt.delays[rt.found], 2 * 4800 + PERIOD, atol=0.01)  # the found ones are exact
+    assert m.passed, m.reason
 
 
 def test_soak_windows_measure_the_same_round_trip_back_to_back(jack_server, device):
@@ -87,7 +104,8 @@ def test_soak_windows_measure_the_same_round_trip_back_to_back(jack_server, devi
     for row in rows:  # block 100 ms + period 10 ms (device) + one block of queue, in every window
         assert row["latency_ms"] == pytest.approx(210.0, abs=0.01) and row["formula_ms"] == pytest.approx(210.0)
         assert row["device_loop_ms"] == pytest.approx(110.0, abs=0.01)
-        assert row["gate"] and row["bursts_found"] == row["bursts"] == 4 and row["late_blocks"] == 0
+        # every burst found, except any a late block silenced (a loaded machine can delay even the identity)
+        assert row["gate"] and row["bursts_found"] == row["bursts"] - row["lost_to_late"] >= 4
         assert 0 < row["anon_mb"] <= row["rss_mb"]
 
 
@@ -114,7 +132,8 @@ def test_cli_measure_latency_conversion_random_voice(jack_server, demo_paths):
     # device 250 + 10 (PortAudio's figure, measured equal to the loop above), queue 2 x 250,
     # crossfade 50 + SOLA search 10
     assert formula == 820.0 and period == 10.0
-    assert played == 8 and found >= 4 and agree <= 10.0
+    # a round of 8 bursts, and up to two more when late blocks ate some (said in the count)
+    assert played in (8, 16, 24) and found >= 4 and agree <= 10.0
     assert abs(measured - formula) <= period
     assert "silence gate at -40 dB" in r.stderr
 
@@ -249,7 +268,6 @@ def test_overload_plays_counted_silence_never_repeats_and_latency_stays(jack_ser
     late_at_edges = sum(1 for o in outcomes[: played[0]] + outcomes[played[-1] + 1 :] if o == live.LATE)
     assert st["late_blocks"] >= 6  # a 0.62 s stall at 0.1 s blocks misses at least 6 turns
     assert silent_blocks == st["late_blocks"] - late_at_edges
-    assert late_at_edges == 0 or hog  # without the hog nothing is late but the stalls
 
 
 # ------------------------------------------------------------------------------------ the command
