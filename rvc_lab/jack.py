@@ -221,6 +221,18 @@ class JackServer:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the starting thread's process goes (Linux), so a
+    killed notebook kernel or test run leaves no server behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def start_dummy_server(name: str | None = None, rate: int = 48000, period: int = 480,
                        timeout_s: float = 15.0, log_dir: str | os.PathLike | None = None) -> JackServer:
     """Start ``jackd -n NAME --no-realtime -d dummy -r RATE -p PERIOD`` and wait until it answers.
@@ -234,6 +246,9 @@ def start_dummy_server(name: str | None = None, rate: int = 48000, period: int =
     timeout_s : float
         How long to wait for the server to answer ``jack_lsp``.
 
+    The server is stopped with :meth:`JackServer.stop`; on Linux it also gets SIGTERM when the
+    thread that started it ends (start it from a long-lived thread, e.g. the main one).
+
     Raises
     ------
     JackError
@@ -245,7 +260,8 @@ def start_dummy_server(name: str | None = None, rate: int = 48000, period: int =
     log_path = Path(log_dir or tempfile.gettempdir()) / f"jackd-{name}.log"
     with open(log_path, "w") as fh:
         proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(None))
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(None),
+                                preexec_fn=_die_with_parent)
     server = JackServer(name=name, rate=rate, period=period, process=proc, log_path=log_path)
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
