@@ -198,24 +198,16 @@ def environment_info() -> dict:
         except md.PackageNotFoundError:
             return "not installed"
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    from rvc_lab.cpu import cpu_isa, cpu_model, usable_cores
+
+    cpu, usable = cpu_model(), usable_cores()
     info = {
         "rvc_lab": rvc_lab.__version__,
         "git_commit": _git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu,
+        "cpu_isa": ", ".join(cpu_isa()),
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
         "load_average_1_5_15": " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "",

@@ -2,7 +2,8 @@
 # Debian packages the workbench uses: espeak-ng (offline speech input), sox, chromium for the
 # headless-browser check of the HTML report, and for live audio (`rvc-lab live`, its tests) the JACK
 # server with its tools (jackd2: jackd, jack_lsp, jack_connect, ...) and PortAudio (libportaudio2).
-# Installed only when missing; needs root (as on CI).
+# Installed only when missing; needs root (as on CI).  Under RVC_LAB_STRICT=1 (.ci/run) a package
+# that cannot be installed is a failure with the reason, not a warning.
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
@@ -13,8 +14,9 @@ command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-packages: missing ${need[*]}; install them with apt-get (needs root)" >&2
+  [ "${RVC_LAB_STRICT:-0}" = 1 ] && { echo "system-packages: RVC_LAB_STRICT=1: failing (not root)" >&2; exit 1; }
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq "${need[@]}" >/dev/null
+apt-get install -y -qq "${need[@]}" >/dev/null || { echo "system-packages: apt-get could not install ${need[*]}" >&2; exit 1; }

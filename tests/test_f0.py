@@ -26,6 +26,7 @@ from rvc_lab.f0 import (
 from rvc_lab.files.rmvpe import load_rmvpe, random_rmvpe_tensor, random_rmvpe_weights, write_rmvpe
 from rvc_lab.models.rmvpe import RMVPE, RMVPENet, salience_to_hz
 from tests.conftest import load_case, rel_l2
+from tests.tolerances import UPSTREAM_REL_L2
 
 SR = 16000
 EDGE = 3  # frames at each end whose analysis window reaches past the signal
@@ -96,10 +97,10 @@ def test_rmvpe_matches_upstream(case, parity_assets, parity_dir, parity_estimato
 
     mel = model.mel(x).numpy()
     assert mel.shape == golden["rmvpe_mel"].shape == (128, len(x) // 160 + 1)
-    assert rel_l2(mel, golden["rmvpe_mel"]) <= 1e-6
+    assert rel_l2(mel, golden["rmvpe_mel"]) <= UPSTREAM_REL_L2  # Intel 0.0, AMD 7.3e-6 (tests/tolerances.py)
 
     salience = model.salience_from_mel(torch.from_numpy(mel)).numpy()
-    assert rel_l2(salience, golden["rmvpe_salience"]) <= 1e-5
+    assert rel_l2(salience, golden["rmvpe_salience"]) <= UPSTREAM_REL_L2
     # Same peak bin in every frame: the decoder takes the same decisions as upstream.
     np.testing.assert_array_equal(salience.argmax(1), golden["rmvpe_salience"].argmax(1))
 
@@ -141,45 +142,8 @@ def test_offline_get_f0_matches_upstream(case, method, parity_assets, parity_dir
     np.testing.assert_array_equal(coarse, expected_coarse)
 
 
-@pytest.mark.parity
-def test_realtime_rmvpe_pitch_matches_streaming_golden(parity_assets, parity_dir, parity_estimators):
-    """Step 5d of the streaming case, block by block: what net_g got as pitch/pitchf.
-
-    The 16 kHz context buffer is rebuilt as upstream's ``audio_callback`` does (48 kHz blocks,
-    torchaudio resampling of the newest samples; silence gate off at -60 dB), then
-    ``realtime()`` + gap filling + key shift + ``coarse_pitch_torch`` feed upstream's pitch caches.
-    """
-    from torchaudio.transforms import Resample
-
-    meta, golden = load_case(parity_dir, "realtime_v2_40k_rmvpe_synth_dev48k__zero")
-    p, d = meta["params"], meta["params"]["derived"]
-    assert p["threhold"] <= -60 and p["formant"] == 0
-    x, sr = sf.read(parity_assets / "audio" / "synth_48k.wav", dtype="float32")
-    zc, block, block16 = d["zc"], d["block_frame"], d["block_frame_16k"]
-    x = np.pad(x, (0, p["n_blocks"] * block - len(x)))
-    wav = torch.zeros(d["input_wav_len"])
-    wav16 = torch.zeros(d["input_wav_res_len"])
-    to16k = Resample(sr, SR)
-    cache_pitch = torch.zeros(1024, dtype=torch.long)
-    cache_pitchf = torch.zeros(1024)
-    p_len = len(wav16) // 160
-    window = 5120 * ((block16 + 800 - 1) // 5120 + 1) - 160  # rmvpe's analysis window
-    shift = block16 // 160
-    estimator = parity_estimators["rmvpe"]
-    for k in range(p["n_blocks"]):
-        wav[:-block] = wav[block:].clone()
-        wav[-block:] = torch.from_numpy(x[k * block : (k + 1) * block])
-        wav16[:-block16] = wav16[block16:].clone()
-        wav16[-160 * (block // zc + 1) :] = to16k(wav[-block - 2 * zc :])[160:]
-        f0 = shift_semitones(interpolate_unvoiced(estimator.realtime(wav16[-window:])), p["pitch"])
-        assert len(f0) == window // 160 + 1
-        pitch, pitchf = coarse_pitch_torch(torch.from_numpy(f0)), torch.from_numpy(f0).float()
-        cache_pitch[:-shift] = cache_pitch[shift:].clone()
-        cache_pitchf[:-shift] = cache_pitchf[shift:].clone()
-        cache_pitch[4 - len(pitch) :] = pitch[3:-1]
-        cache_pitchf[4 - len(pitchf) :] = pitchf[3:-1]
-        np.testing.assert_array_equal(cache_pitch[-p_len:].numpy(), golden["block_pitch"][k])
-        assert rel_l2(cache_pitchf[-p_len:].numpy(), golden["block_pitchf"][k]) <= 1e-5
+# The streaming pitch ring and cache merge are checked by driving the engine itself, block by block,
+# against upstream's golden: tests/test_conversion_parity.py::test_stream_block_internals_match_upstream.
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,24 +17,28 @@ from rvc_lab.convert import runtime, stages
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.errors import SettingsError
+from tests.tolerances import UPSTREAM_REL_L2
 
 SR = 48000
 SMALL = dict(block_time=0.1, crossfade_time=0.04, extra_time=0.3, f0_method="pm", noise=False)
 
-# bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 3.9e-3).  Measured once on the seed-0
-# demo voice (v2 40k, full-size HuBERT), float32 reference vs bf16:
-#   HuBERT v2 features of 2.81 s of a harmonic tone:    rel L2 1.5e-2  (v1: 1.5e-2)
-#   generator output, same features and pitch:          rel L2 4.2e-3
-#   streamed output, tone, block 0.1 s / extra 0.3 s:   see test below (features ~1-2e-2)
-# i.e. a few units of roundoff amplified by 12 post-LN layers.  The bounds are ~3x the
-# measurements: loose enough for another CPU's bf16 kernels, tight enough to catch a stage
-# silently running in a wrong dtype or layout (that gives O(1) errors).
-BF16_FEATURE_BOUND = 5e-2
-BF16_GENERATOR_BOUND = 2e-2
-# The fp32 runtime generator (channels-last decoder) changes only the summation order inside
-# convolutions: measured 2.3e-7.  fp32 HuBERT is the loaded module itself.  The channels-last
-# front end of the incremental cache: 1.4e-6 (float32 GroupNorm statistics in another order).
-FP32_RUNTIME_BOUND = 5e-6
+# The bounds are contracts, not multiples of a measurement.
+#
+# Exact mode (fp32; the channels-last runtime copies change only the summation order inside
+# convolutions and GroupNorm) promises upstream's own parity target, the suite's gate for every
+# stage: 1e-4 relative L2 (tests/tolerances.py).  Measured on AMD EPYC Zen 4: generator 2.3e-7,
+# channels-last front end 1.4e-6.
+#
+# bf16 mode is an approximate mode with a stated fidelity target against exact mode:
+#   content features  >= 30 dB SNR (rel L2 <= 10**(-30/20) = 3.2e-2)
+#   generator output  >= 40 dB SNR (rel L2 <= 1e-2)
+# bf16 keeps 8 significant bits (unit roundoff 3.9e-3): one matmul's error is ~u, 12 post-LN
+# transformer layers amplify it a few times, so features sit near 1.5e-2 (36 dB, measured on the
+# seed-0 demo voice, AMD and Intel alike) and the generator near 4e-3 (48 dB).  A stage that
+# silently runs in a wrong dtype or layout gives O(1) errors (0 dB) and fails either target.
+BF16_FEATURE_BOUND = 10 ** (-30 / 20)
+BF16_GENERATOR_BOUND = 10 ** (-40 / 20)
+FP32_RUNTIME_BOUND = UPSTREAM_REL_L2
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,8 @@ def _tone(n: int, sr: int, f0: float = 180.0) -> np.ndarray:
 def test_bad_fast_mode_settings_raise_settings_error(models, bad):
     with pytest.raises(SettingsError) as err:
         StreamingConverter(models, StreamSettings(**{**SMALL, **bad}), SR)
-    assert list(bad)[0] in str(err.value) or "precision" in str(err.value)
+    # the message names the offending setting (frontend_cache or precision) and its value
+    assert list(bad)[0] in str(err.value) and repr(list(bad.values())[0]) in str(err.value)
 
 
 def test_stage_functions_validate_precision(models):
@@ -84,16 +89,13 @@ def test_precision_is_not_a_live_setting(models):
 def test_fp32_runtime_copies_match_loaded_modules(models):
     """Exact mode's channels-last copies agree with the plain modules to float32 rounding."""
     rng = np.random.default_rng(0)
-    wav = torch.from_numpy(_tone(16000, 16000) + 0.01 * rng.standard_normal(16000).astype(np.float32))
     p_len = 60
     feats = torch.from_numpy(rng.standard_normal((1, p_len, 768)).astype(np.float32)) * 0.5
     pitch = torch.full((1, p_len), 90, dtype=torch.long)
     pitchf = torch.full((1, p_len), 180.0)
-    for version in ("v1", "v2"):
-        with runtime.loaded_models():
-            ref = stages.content_features(models.encoder, wav, version)
-        got = stages.content_features(models.encoder, wav, version)
-        assert _rel(got, ref) <= FP32_RUNTIME_BOUND, version
+    # fp32 HuBERT runs the loaded module itself (no runtime copy): the identity is the claim
+    # (its values are held against upstream's goldens in test_hubert.py)
+    assert runtime.runtime_encoder(models.encoder) is models.encoder
 
     def generate():
         return stages.run_generator(models.net_g, feats, p_len, pitch, pitchf, 0, skip_head=30, return_length=20,
@@ -103,8 +105,7 @@ def test_fp32_runtime_copies_match_loaded_modules(models):
         ref = generate()
     got = generate()
     assert got.shape == ref.shape == (24 * models.net_g.upp,)
-    assert _rel(got, ref) <= FP32_RUNTIME_BOUND
-    assert runtime.runtime_encoder(models.encoder) is models.encoder
+    assert 0 < _rel(got, ref) <= FP32_RUNTIME_BOUND  # > 0: the runtime copy really is another decoder
     # the runtime copy shares everything but the decoder with the loaded model
     rt = runtime.runtime_generator(models.net_g)
     assert rt.enc_p is models.net_g.enc_p and rt.flow is models.net_g.flow and rt.dec is not models.net_g.dec

@@ -19,6 +19,7 @@ from rvc_lab.models.synth_spec import miniature_config
 from rvc_lab.models.synthesizer import build_synthesizer, random_synthesizer_weights
 from rvc_lab.models.vits_layers import RelativeSelfAttention
 from tests.conftest import load_case, rel_l2
+from tests.tolerances import UPSTREAM_REL_L2
 
 CASE = "netg_rvcref_v2_40k_f0"
 PARITY_VOICES = {
@@ -77,8 +78,8 @@ def test_netg_intermediates_and_draws(parity_synth, netg_case):
     phone = torch.from_numpy(arrays["phone"])
     with torch.no_grad():
         mean, log_scale, _ = parity_synth.enc_p(phone, torch.from_numpy(arrays["pitch"]), torch.tensor([120]))
-    assert rel_l2(mean[0].numpy(), arrays["full__zero__m_p"]) < 1e-5
-    assert rel_l2(log_scale[0].numpy(), arrays["full__zero__logs_p"]) < 1e-5
+    assert rel_l2(mean[0].numpy(), arrays["full__zero__m_p"]) <= UPSTREAM_REL_L2
+    assert rel_l2(log_scale[0].numpy(), arrays["full__zero__logs_p"]) <= UPSTREAM_REL_L2
     # The stored draws are what torch's generator yields for upstream's order and shapes.
     (params,) = [v for v in meta["params"]["variants"] if v["variant"] == "skip40_len50" and v["noise"] == "seeded"]
     torch.manual_seed(params["torch_manual_seed"])
