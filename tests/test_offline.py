@@ -96,7 +96,10 @@ def _bad(tmp_path, demo_paths, capsys, input_path, **over):
     args = {"--model": str(p["demo_v2_40k_f0"]), "--hubert": str(p["hubert"]), "--f0-method": "pm"}
     args.update(over)
     argv = ["convert", str(input_path), "-o", str(out)] + [t for kv in args.items() for t in kv] + ["--no-noise"]
-    rc = cli.main(argv)
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:  # argparse's own refusals (an unknown --f0-method choice)
+        rc = exc.code
     err = capsys.readouterr().err
     assert rc == 2, err
     assert not out.exists(), "nothing may be written at the output path on error"
@@ -121,8 +124,26 @@ def test_bad_inputs_give_specific_errors(tmp_path, demo_paths, capsys):
     assert "trunc.pth" in _bad(tmp_path, p, capsys, good, **{"--model": str(trunc)})
     err = _bad(tmp_path, p, capsys, good, **{"--index": str(p["demo_v1_48k_f0_index"])})
     assert "v1" in err and "v2" in err
-    assert "f0 method" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "yin"})
-    assert "rmvpe" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "rmvpe"}).lower()
+    assert "--f0-method: invalid choice: 'yin'" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "yin"})
+    assert "needs --rmvpe" in _bad(tmp_path, p, capsys, good, **{"--f0-method": "rmvpe"})
+
+
+def test_stream_resamples_a_file_whose_rate_is_not_a_multiple_of_100(tmp_path, demo_paths, caplog):
+    # espeak-ng writes 22050 Hz: a file is not a device, so it is resampled to --stream-sr
+    import librosa
+
+    p = demo_paths
+    x, _ = sf.read(p["tone_16k"], dtype="float32")
+    src = tmp_path / "tone22050.wav"
+    sf.write(src, librosa.resample(x[:16000], orig_sr=16000, target_sr=22050), 22050, subtype="FLOAT")
+    out = tmp_path / "o.wav"
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["stream", str(src), "-o", str(out), "--model", str(p["demo_v2_40k_f0"]),
+                         "--hubert", str(p["hubert"]), "--f0-method", "pm", "--no-noise", "--block-time", "0.1",
+                         "--extra-time", "0.3", "--stream-sr", "16000"]) == 0
+    assert "resampled to 16000 hz to stream" in " ".join(r.message for r in caplog.records).lower()
+    y, sr = sf.read(out)
+    assert sr == 16000 and y.size >= 16000  # 1 s of input, whole blocks of output
 
 
 def test_impossible_settings_are_refused(v2_models):

@@ -6,10 +6,11 @@ import logging
 import sys
 
 from rvc_lab.atomic import write_text_atomic
-from rvc_lab.audio import load_audio, prepare_input, write_wav_atomic
-from rvc_lab.cli.options import add_voice_options, load_models, noise_kwargs
+from rvc_lab.audio import load_audio, prepare_input, resample_offline, write_wav_atomic
+from rvc_lab.cli.options import add_voice_options, check_voice_args, load_models, noise_kwargs
 from rvc_lab.convert.offline import OfflineSettings, convert_offline
 from rvc_lab.convert.streaming import StreamSettings, stream_file
+from rvc_lab.errors import SettingsError
 from rvc_lab.instrument import StageTimer, summarize_trace
 
 log = logging.getLogger("rvc_lab")
@@ -23,6 +24,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         **({"index_rate": a.index_rate} if a.index_rate is not None else {}),
         **({"rms_mix_rate": a.rms_mix} if a.rms_mix is not None else {}),
     )
+    check_voice_args(a)
     audio, sr = load_audio(a.input)
     x16 = prepare_input(audio, sr)
     models = load_models(a)
@@ -44,7 +46,8 @@ def cmd_stream(a: argparse.Namespace) -> int:
         **({"rms_mix_rate": a.rms_mix} if a.rms_mix is not None else {}),
     )
     settings.validate()
-    audio, sr = load_audio(a.input)
+    check_voice_args(a)
+    audio, sr = file_at_stream_rate(*load_audio(a.input), a.stream_sr)
     models = load_models(a)
     timer = StageTimer(enabled=True)
     out, out_sr, conv = stream_file(models, audio, sr, settings, timer=timer, progress=sys.stderr.isatty())
@@ -59,25 +62,44 @@ def cmd_stream(a: argparse.Namespace) -> int:
     return 0
 
 
+def file_at_stream_rate(audio, sr: int, stream_sr: int):
+    """A file is not a device: a rate that is not a multiple of 100 Hz (10 ms frames) is resampled.
+
+    Returns ``(audio, rate)``: unchanged when ``sr % 100 == 0``, else resampled with soxr (as the
+    offline path resamples) to ``stream_sr`` Hz, said in one log line.
+    """
+    if sr % 100 == 0:
+        return audio, sr
+    if stream_sr % 100:
+        raise SettingsError(f"--stream-sr {stream_sr}: not a multiple of 100 Hz (10 ms frames)")
+    log.info("input rate %d Hz is not a multiple of 100 Hz: resampled to %d Hz to stream (soxr, as offline)",
+             sr, stream_sr)
+    return resample_offline(audio, sr, stream_sr), stream_sr
+
+
 def add_parser(sub) -> None:
     s = sub.add_parser("convert", help="offline conversion of a file (upstream vc_single)")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     add_voice_options(s)
-    s.add_argument("--filter-radius", type=int, default=3)
-    s.add_argument("--protect", type=float, default=0.33)
-    s.add_argument("--resample-sr", type=int, default=0)
+    off = OfflineSettings()
+    s.add_argument("--filter-radius", type=int, default=off.filter_radius)
+    s.add_argument("--protect", type=float, default=off.protect)
+    s.add_argument("--resample-sr", type=int, default=off.resample_sr)
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("stream", help="run the realtime engine over a file with a simulated clock")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     add_voice_options(s)
-    s.add_argument("--block-time", type=float, default=0.25)
-    s.add_argument("--crossfade", type=float, default=0.05)
-    s.add_argument("--extra-time", type=float, default=2.5)
-    s.add_argument("--formant", type=float, default=0.0)
-    s.add_argument("--threshold", type=float, default=-60.0)
+    st = StreamSettings()
+    s.add_argument("--block-time", type=float, default=st.block_time)
+    s.add_argument("--crossfade", type=float, default=st.crossfade_time)
+    s.add_argument("--extra-time", type=float, default=st.extra_time)
+    s.add_argument("--formant", type=float, default=st.formant)
+    s.add_argument("--threshold", type=float, default=st.threshold)
+    s.add_argument("--stream-sr", type=int, default=48000,
+                   help="rate a file whose rate is not a multiple of 100 Hz is resampled to (default 48000)")
     s.add_argument("--output-sr", choices=("stream", "model"), default="stream")
     s.add_argument("--input-noise-reduce", action="store_true")
     s.add_argument("--output-noise-reduce", action="store_true")

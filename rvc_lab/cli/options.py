@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from rvc_lab.convert.models import ConverterModels
+from rvc_lab.errors import SettingsError
+from rvc_lab.f0.estimator import METHODS
 
 
 def add_voice_options(p: argparse.ArgumentParser) -> None:
@@ -12,7 +15,7 @@ def add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", help="added_*.index of the voice (faiss IVF-Flat)")
     p.add_argument("--hubert", required=True, help="hubert_base.pt (fairseq checkpoint) or a Hugging Face HuBERT directory")
     p.add_argument("--rmvpe", help="rmvpe.pt (needed by --f0-method rmvpe)")
-    p.add_argument("--f0-method", default="rmvpe", help="pm | harvest | dio | crepe | crepe-tiny | rmvpe | fcpe")
+    p.add_argument("--f0-method", default="rmvpe", choices=METHODS, help="F0 method (default rmvpe, needs --rmvpe)")
     p.add_argument("--pitch", type=float, default=0.0, help="transposition in semitones [f0_up_key]")
     p.add_argument("--index-rate", type=float, default=None, help="0..1 weight of retrieved features")
     p.add_argument("--rms-mix", type=float, default=None, help="0..1; 1 keeps the generator's loudness envelope")
@@ -27,6 +30,23 @@ def add_voice_options(p: argparse.ArgumentParser) -> None:
 def noise_kwargs(a: argparse.Namespace) -> dict:
     """``noise`` and ``seed`` settings fields from ``--no-noise`` / ``--seed``."""
     return {"noise": not a.no_noise, "seed": a.seed}
+
+
+def check_voice_args(a: argparse.Namespace) -> None:
+    """Fail before any model loads: every named file exists, and rmvpe has its ``--rmvpe`` file.
+
+    Raises
+    ------
+    SettingsError
+        Naming the option and the fix.
+    """
+    for flag in ("model", "hubert", "index", "rmvpe"):
+        path = getattr(a, flag, None)
+        if path and not os.path.exists(path):
+            raise SettingsError(f"--{flag} {path}: no such file or directory")
+    if getattr(a, "f0_method", None) == "rmvpe" and not getattr(a, "rmvpe", None):
+        raise SettingsError("--f0-method rmvpe (the default) needs --rmvpe rmvpe.pt; or choose another "
+                            f"--f0-method ({', '.join(m for m in METHODS if m != 'rmvpe')})")
 
 
 def load_models(a: argparse.Namespace) -> ConverterModels:
