@@ -186,6 +186,8 @@ def make_case(outdir: str | os.PathLike, *, input_path: str | os.PathLike, kind:
             "torch_threads": torch.get_num_threads(),
         },
         "output_sr": sr,
+        "truth": (f"regression case: the expected output and stages were produced by rvc_lab "
+                  f"{rvc_lab.__version__} itself; it guards against changes, it is not an upstream golden"),
     }
     with atomic_directory(out) as tmp:
         shutil.copyfile(input_path, tmp / "input.wav")

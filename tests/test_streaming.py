@@ -194,3 +194,26 @@ def test_phase_vocoder_changes_only_the_crossfade_region(models):
         np.testing.assert_array_equal(a[cf:], b[cf:])
         if i > 0:  # the first block joins onto silence
             assert np.abs(a[:cf] - b[:cf]).max() > 1e-4
+
+
+@pytest.mark.parametrize("formant, expected_rl2", [(0.0, 15), (2.0, 17), (-3.0, 13)])
+def test_formant_shift_return_length2_by_hand(models, monkeypatch, formant, expected_rl2):
+    # block 0.1 s, crossfade 0.04 s, SOLA search 0.01 s at 48 kHz (480 samples a 10 ms frame):
+    # return_length = (4800 + 1920 + 480) / 480 = 15 frames; upstream stretches the generator's
+    # output to return_length2 = ceil(15 * 2^(formant/12)): +2 -> ceil(16.84) = 17, -3 -> ceil(12.61) = 13
+    from rvc_lab.convert import stages
+
+    seen = []
+    real = stages.run_generator
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["return_length"], kwargs["return_length2"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "run_generator", spy)
+    conv = StreamingConverter(models, StreamSettings(formant=formant, **FAST), SR)
+    bf = conv.geometry.block_frame
+    x = _tone(2 * bf)
+    ys = [conv.process_block(x[i * bf : (i + 1) * bf]) for i in range(2)]
+    assert seen == [(15, expected_rl2)] * 2
+    assert all(y.shape == (bf,) for y in ys)
