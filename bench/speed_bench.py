@@ -302,6 +302,9 @@ def main(argv=None) -> int:
     parity = Path(__file__).resolve().parents[2] / "shared" / "parity"
     parity = parity if parity.is_dir() else None
     models, assets = _models(parity)
+    from rvc_lab.cpu import cpu_description
+
+    print(cpu_description())
     print(f"threads {a.threads}, stream rate {a.sr} Hz, assets: {'parity (seed 1234)' if assets else 'demo (seed 0)'}")
     from rvc_lab import perf_plots
     from rvc_lab.plots import figure_to_png

@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--sr", type=int, default=48000, help="stream (device) rate")
     p.add_argument("--csv", help="write all per-block rows here")
     a = p.parse_args(argv)
+    from rvc_lab.cpu import cpu_description
+
+    print(cpu_description(), flush=True)
     torch.set_num_threads(a.threads)
     paths = cached_demo_assets(seed=0)
     models = ConverterModels.load(paths["demo_v2_40k_f0"], hubert=paths["hubert"], index=paths["demo_v2_40k_f0_index"],
