@@ -25,13 +25,16 @@ unused, randn for the source) give its seeded output.  Every window position is 
 """
 from __future__ import annotations
 
+import copy
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rvc_lab.models.nsf import upsample_stack
 from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES, PRIOR_NOISE_SCALE, Synthesizer
-from rvc_lab.models.vits_layers import RelativeSelfAttention
+from rvc_lab.models.vits_layers import ChannelLayerNorm, RelativeSelfAttention
 
 
 def stretch_linear(x: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
@@ -166,12 +169,30 @@ class StreamingGenerator(nn.Module):
         return upsample_stack(dec, x, source)
 
 
-def export_attention(synth: Synthesizer) -> None:
-    """Swap every relative attention of ``synth`` for its export twin (in place, same weights)."""
-    layers = synth.enc_p.encoder.attn_layers
-    for i in range(len(layers)):
-        if isinstance(layers[i], RelativeSelfAttention):
-            layers[i] = _ExportAttention(layers[i])
+class _ExportLayerNorm(nn.Module):
+    """Channel layer norm with its width as a constant (a traced ``x.shape[1]`` breaks ONNX export)."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.inner = norm
+        self.channels = int(norm.gamma.numel())
+
+    def forward(self, x):
+        n = self.inner
+        return F.layer_norm(x.transpose(1, -1), (self.channels,), n.gamma, n.beta, n.eps).transpose(1, -1)
+
+
+def prepare_for_export(synth: Synthesizer) -> None:
+    """Swap the attention and layer norms of ``synth`` for their export twins (in place, same weights)."""
+    enc = synth.enc_p.encoder
+    for i in range(len(enc.attn_layers)):
+        if isinstance(enc.attn_layers[i], RelativeSelfAttention):
+            enc.attn_layers[i] = _ExportAttention(enc.attn_layers[i])
+    for name in ("norm_layers_1", "norm_layers_2"):
+        layers = getattr(enc, name)
+        for i in range(len(layers)):
+            if isinstance(layers[i], ChannelLayerNorm):
+                layers[i] = _ExportLayerNorm(layers[i])
 
 
 def example_inputs(gen: StreamingGenerator, frames: int, skip_head: int = 0, return_length: int | None = None,
@@ -192,3 +213,46 @@ def example_inputs(gen: StreamingGenerator, frames: int, skip_head: int = 0, ret
     if gen.if_f0:
         out.append(torch.zeros(1, ret * gen.upp, 1))
     return tuple(out)
+
+
+ONNX_OPSET = 17
+
+
+def streaming_generator(synth: Synthesizer) -> StreamingGenerator:
+    """Export-ready wrapper around a copy of ``synth`` (the caller's model is left untouched)."""
+    twin = copy.deepcopy(synth).eval().float()
+    prepare_for_export(twin)
+    return StreamingGenerator(twin).eval()
+
+
+def _dynamic_axes(gen: StreamingGenerator) -> dict:
+    axes = {"phone": {1: "T"}, "noise_prior": {2: "T_flow"}, "audio": {2: "S"}}
+    if gen.if_f0:
+        axes.update({"pitch": {1: "T"}, "pitchf": {1: "T"}, "noise_source": {1: "S_source"}})
+    return axes
+
+
+def export_torchscript(synth: Synthesizer, path) -> StreamingGenerator:
+    """Trace the streaming generator of ``synth`` and save it as TorchScript (``torch.jit.load``-able).
+
+    Tracing is sound here: every size and window position is a tensor op on the inputs
+    (checked at other lengths by the tests and by the bundle's self-check).
+    """
+    gen = streaming_generator(synth)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(gen, example_inputs(gen, 50, 30, 15, 15), check_trace=False)
+    torch.jit.save(traced, str(path))
+    return gen
+
+
+def export_onnx(synth: Synthesizer, path) -> StreamingGenerator:
+    """Export the streaming generator of ``synth`` to ONNX (opset 17, dynamic T, fp32)."""
+    gen = streaming_generator(synth)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            gen, example_inputs(gen, 50, 30, 15, 15), str(path), input_names=gen.input_names,
+            output_names=["audio"], dynamic_axes=_dynamic_axes(gen), opset_version=ONNX_OPSET, dynamo=False,
+        )  # fmt: skip
+    return gen
