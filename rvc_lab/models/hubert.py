@@ -130,6 +130,9 @@ class WaveformConvStack(nn.Module):
         bit-identical results here (each output is a 10-term dot product either way).
         """
         conv = self.convs[0]
+        if torch.onnx.is_in_onnx_export():
+            # ONNX has no strided-window op for a dynamic length: the plain convolution instead
+            return conv(wav.unsqueeze(1))
         (kernel,), (stride,) = conv.kernel_size, conv.stride
         frames = wav.unfold(-1, kernel, stride)  # [B, T, kernel], a strided view
         y = torch.matmul(conv.weight[:, 0, :], frames.transpose(1, 2))  # [B, C, T]

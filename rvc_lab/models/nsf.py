@@ -27,6 +27,16 @@ VOICED_NOISE_STD = 0.003  # excitation noise std in voiced samples (unvoiced: SI
 Draw = Callable[[tuple], torch.Tensor]
 
 
+def _cumsum_float64(x: torch.Tensor) -> torch.Tensor:
+    """Cumulative sum over dim 1, accumulated in float64 and rounded back to ``x.dtype``.
+
+    Bit-identical to torch's CPU ``cumsum`` of float32 (which accumulates in double); written
+    out so that exported graphs accumulate the same way (ONNX Runtime's float32 CumSum drifts
+    the NSF phase by ~1e-2 over 20k samples).
+    """
+    return torch.cumsum(x.to(torch.float64), dim=1).to(x.dtype)
+
+
 def harmonic_excitation(f0: torch.Tensor, upp: int, sample_rate: int, uniform: Draw, normal: Draw) -> torch.Tensor:
     """NSF excitation: sine at f0 in voiced samples plus noise, at the output sample rate.
 
@@ -53,22 +63,23 @@ def harmonic_excitation(f0: torch.Tensor, upp: int, sample_rate: int, uniform: D
 
     # Accumulated phase at frame rate, stretched to sample rate; its wraps mark where the
     # sample-rate cumulative sum below must subtract one cycle.
-    phase_frames = torch.cumsum(cycles_per_sample, dim=1)
+    phase_frames = _cumsum_float64(cycles_per_sample)
     phase_frames *= upp
     phase_samples = F.interpolate(
         phase_frames.transpose(2, 1), scale_factor=float(upp), mode="linear", align_corners=True
     ).transpose(2, 1)
-    increments = F.interpolate(
-        cycles_per_sample.transpose(2, 1), scale_factor=float(upp), mode="nearest"
-    ).transpose(2, 1)
+    # nearest upsampling by an integer factor, written as a repeat: bit-identical to upstream's
+    # F.interpolate(mode="nearest"), and exported graphs keep it exact (ONNX Resize rounds
+    # nearest positions its own way, which drifts the phase by whole samples).
+    increments = cycles_per_sample.repeat_interleave(upp, dim=1)
     phase_samples %= 1
     wrapped = (phase_samples[:, 1:, :] - phase_samples[:, :-1, :]) < 0
     correction = torch.zeros_like(increments)
     correction[:, 1:, :] = wrapped * -1.0
-    sine = torch.sin(torch.cumsum(increments + correction, dim=1) * 2 * torch.pi) * SINE_AMP
+    sine = torch.sin(_cumsum_float64(increments + correction) * 2 * torch.pi) * SINE_AMP
 
     voiced = (f0 > 0).to(f0.dtype)  # voiced_threshold 0
-    voiced = F.interpolate(voiced.transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(2, 1)
+    voiced = voiced.repeat_interleave(upp, dim=1)
     noise_amp = voiced * VOICED_NOISE_STD + (1 - voiced) * SINE_AMP / 3
     return sine * voiced + noise_amp * normal(tuple(sine.shape))
 

@@ -1,0 +1,69 @@
+"""Writing a torch module as TorchScript (traced) or ONNX, and loading them back.
+
+Both exporters trace one example call, so every module handed here must compute its sizes
+and window positions with tensor ops on its inputs (never Python ints taken from shapes that
+change): the callers' tests run the files at other lengths than the example's.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from rvc_lab.errors import SettingsError
+
+ONNX_OPSET = 17
+FORMATS = ("torchscript", "onnx")
+SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+
+
+def save_torchscript(module: nn.Module, example: tuple, path: os.PathLike) -> None:
+    """Trace ``module`` on ``example`` and save it (``torch.jit.load`` in Python, libtorch or tch)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns about every shape read; the callers check other lengths themselves
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)
+    torch.jit.save(traced, os.fspath(path))
+
+
+def save_onnx(module: nn.Module, example: tuple, path: os.PathLike, input_names: list[str],
+              output_names: list[str], dynamic_axes: dict) -> None:
+    """Export ``module`` to ONNX (opset :data:`ONNX_OPSET`, TorchScript-based exporter)."""
+    require_onnx()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, os.fspath(path), input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False)
+
+
+def require_onnx():
+    """Import onnxruntime or raise a :class:`SettingsError` saying how to install it."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError as e:
+        raise SettingsError(
+            f"the onnx format/backend needs onnx and onnxruntime ({e.name} is missing): "
+            "pip install -e '.[export]' (or: pip install onnx onnxruntime)") from e
+    return onnxruntime
+
+
+def onnx_session(path: os.PathLike, threads: int | None = None):
+    """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads, torch's by default)."""
+    ort = require_onnx()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(os.fspath(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def check_formats(formats) -> tuple[str, ...]:
+    """Validate a list (or comma string) of formats -> tuple in :data:`FORMATS` order."""
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise SettingsError(f"--formats {','.join(formats) or '(empty)'}: choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in formats)
