@@ -2,7 +2,9 @@
 
 The commands are exactly those of ../shared/parity/README.md; outputs are compared sample by
 sample (no alignment): offline on the int16 samples, streaming on the float samples, in both
-noise modes (zero draws, and seeded draws in upstream's order).
+noise modes (zero draws, and seeded draws in upstream's order).  Each runs on the eager torch
+backend and on exported models (``--backend torchscript|onnx``: the voice is exported once into
+the cache, shared by every test here; F0 and retrieval stay eager).
 """
 from __future__ import annotations
 
@@ -34,22 +36,26 @@ def _noise_args(meta, key):
     return ["--no-noise"] if seed is None else [f"--seed={seed}"]
 
 
+BACKENDS = ["torch", "torchscript", "onnx"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["zero", "seeded"])
-def test_offline_convert_matches_upstream(parity_dir, parity_assets, tmp_path, mode):
+def test_offline_convert_matches_upstream(parity_dir, parity_assets, tmp_path, mode, backend):
     case = f"offline_v2_40k_rmvpe_synth__{mode}"
     meta, arrays = load_case(parity_dir, case)
     out = tmp_path / "out.wav"
     rc = cli.main([
         "convert", str(parity_assets / "audio/synth_16k.wav"), "-o", str(out), *_voice_args(parity_assets),
         "--f0-method", "rmvpe", "--pitch=3", "--index-rate=0.75", "--rms-mix=0.25", "--protect=0.33",
-        "--resample-sr=0", "--sid=0", *_noise_args(meta, "torch_manual_seed"),
+        "--resample-sr=0", "--sid=0", *_noise_args(meta, "torch_manual_seed"), f"--backend={backend}",
     ])
     assert rc == 0
     got, sr = sf.read(out, dtype="int16")
     want, want_sr = sf.read(parity_dir / "cases" / case / "out.wav", dtype="int16")
     assert sr == want_sr == 40000
     err = rel_l2(got, want)
-    print(f"{case}: rel L2 {err:.3e}, max |diff| {np.abs(got.astype(int) - want).max()} LSB")
+    print(f"{case} {backend}: rel L2 {err:.3e}, max |diff| {np.abs(got.astype(int) - want).max()} LSB")
     assert err <= 1e-4
 
 
@@ -86,9 +92,10 @@ STREAM_CASES = {
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["zero", "seeded"])
 @pytest.mark.parametrize("name", sorted(STREAM_CASES))
-def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode):
+def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode, backend):
     case = f"{name}__{mode}"
     meta, arrays = load_case(parity_dir, case)
     wav, extra = STREAM_CASES[name]
@@ -96,6 +103,7 @@ def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode
     rc = cli.main([
         "stream", str(parity_assets / "audio" / wav), "-o", str(out), *_voice_args(parity_assets), *extra,
         "--output-sr", "stream", "--sid=0", *_noise_args(meta, "base_seed"), "--trace", str(trace),
+        f"--backend={backend}",
     ])
     assert rc == 0
     got, sr = sf.read(out, dtype="float32")
@@ -105,7 +113,7 @@ def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode
 
     offsets = pd.read_csv(trace)["sola_offset"].to_numpy()
     err = rel_l2(got, want)
-    print(f"{case}: rel L2 {err:.3e}; SOLA offsets equal: {np.array_equal(offsets, arrays['sola_offset'])}")
+    print(f"{case} {backend}: rel L2 {err:.3e}; SOLA offsets equal: {np.array_equal(offsets, arrays['sola_offset'])}")
     np.testing.assert_array_equal(offsets, arrays["sola_offset"])
     assert err <= 1e-4
 

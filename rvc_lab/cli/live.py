@@ -29,7 +29,7 @@ import time
 
 from rvc_lab import jack
 from rvc_lab.atomic import atomic_path
-from rvc_lab.cli.options import add_voice_options, load_models, noise_kwargs
+from rvc_lab.cli.options import add_voice_options, check_voice_args, load_models, noise_kwargs
 from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.errors import RVCLabError, SettingsError
 from rvc_lab.instrument import StageTimer
@@ -214,7 +214,10 @@ def cmd_live(a) -> int:
         settings = _stream_settings(a)
         if a.measure_latency:
             settings = _measurable(settings, a)
-        check_model_files(a.model, a.hubert, a.index, a.rmvpe, settings.f0_method)
+        if a.bundle or a.backend != "torch":
+            check_voice_args(a)
+        else:
+            check_model_files(a.model, a.hubert, a.index, a.rmvpe, settings.f0_method)
     load_sounddevice()
     devices = check_devices(a.input_device, a.output_device, a.sample_rate, (a.channels, a.channels))
     if a.jack_loopback:

@@ -6,14 +6,22 @@ import os
 
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.errors import SettingsError
+from rvc_lab.export.backends import BACKENDS
+from rvc_lab.export.formats import require_onnx
 from rvc_lab.f0.estimator import METHODS
 
 
 def add_voice_options(p: argparse.ArgumentParser) -> None:
     """The voice, content-encoder, F0 and noise options of ``convert`` and ``stream``."""
-    p.add_argument("--model", required=True, help="voice .pth (v1/v2, 32k/40k/48k, f0 or not)")
+    p.add_argument("--model", help="voice .pth (v1/v2, 32k/40k/48k, f0 or not); required unless --bundle")
     p.add_argument("--index", help="added_*.index of the voice (faiss IVF-Flat)")
-    p.add_argument("--hubert", required=True, help="hubert_base.pt (fairseq checkpoint) or a Hugging Face HuBERT directory")
+    p.add_argument("--hubert", help="hubert_base.pt (fairseq checkpoint) or a Hugging Face HuBERT directory; "
+                                    "required unless --bundle")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="engine of the content encoder and generator: torch (eager, default), torchscript or "
+                        "onnx (exported files; without --bundle exported once into the cache)")
+    p.add_argument("--bundle", help="a folder written by rvc-lab export, instead of --model/--hubert/--index "
+                                    "(needs --backend torchscript or onnx)")
     p.add_argument("--rmvpe", help="rmvpe.pt (needed by --f0-method rmvpe)")
     p.add_argument("--f0-method", default="rmvpe", choices=METHODS, help="F0 method (default rmvpe, needs --rmvpe)")
     p.add_argument("--pitch", type=float, default=0.0, help="transposition in semitones [f0_up_key]")
@@ -40,6 +48,22 @@ def check_voice_args(a: argparse.Namespace) -> None:
     SettingsError
         Naming the option and the fix.
     """
+    bundle = getattr(a, "bundle", None)
+    backend = getattr(a, "backend", "torch")
+    if bundle:
+        given = [f"--{f}" for f in ("model", "hubert", "index") if getattr(a, f, None)]
+        if given:
+            raise SettingsError(f"give --bundle or the voice files, not both ({', '.join(given)} given with --bundle)")
+        if backend == "torch":
+            raise SettingsError("--bundle holds exported files: add --backend torchscript or --backend onnx")
+        if not os.path.isdir(bundle):
+            raise SettingsError(f"--bundle {bundle}: no such directory")
+    else:
+        missing = [f"--{f}" for f in ("model", "hubert") if not getattr(a, f, None)]
+        if missing:
+            raise SettingsError(f"{' and '.join(missing)} required (or --bundle with an exported voice)")
+    if backend == "onnx":
+        require_onnx()
     for flag in ("model", "hubert", "index", "rmvpe"):
         path = getattr(a, flag, None)
         if path and not os.path.exists(path):
@@ -50,5 +74,16 @@ def check_voice_args(a: argparse.Namespace) -> None:
 
 
 def load_models(a: argparse.Namespace) -> ConverterModels:
-    """Load the voice, encoder, index and rmvpe path named by :func:`add_voice_options`."""
-    return ConverterModels.load(a.model, hubert=a.hubert, index=a.index, rmvpe=a.rmvpe)
+    """Load the voice, encoder, index and rmvpe path named by :func:`add_voice_options`.
+
+    ``--backend torchscript|onnx`` runs the encoder and generator from exported files: the
+    ``--bundle`` given, else the voice's bundle in the cache (exported on first use).
+    """
+    backend = getattr(a, "backend", "torch")
+    if backend == "torch":
+        return ConverterModels.load(a.model, hubert=a.hubert, index=a.index, rmvpe=a.rmvpe)
+    from rvc_lab.export.backends import models_from_bundle
+    from rvc_lab.export.bundle import cached_bundle
+
+    bundle = getattr(a, "bundle", None) or cached_bundle(a.model, a.hubert, a.index)
+    return models_from_bundle(bundle, backend, rmvpe=a.rmvpe)

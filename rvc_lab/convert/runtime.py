@@ -137,9 +137,21 @@ def loaded_models():
         _state.loaded = previous
 
 
+def _exported(model, precision: str) -> bool:
+    """True for models that run an exported file (:mod:`rvc_lab.export.backends`): used as they are."""
+    if not getattr(model, "exported", False):
+        return False
+    if precision != "fp32":
+        raise SettingsError(f"precision {precision!r} applies to the torch backend; an exported "
+                            f"{model.backend} model runs at the precision it was exported in")
+    return True
+
+
 def runtime_encoder(encoder, precision: str = "fp32"):
     """The HuBERT to run at ``precision`` (fp32: shares every weight with ``encoder``)."""
     check_precision(precision)
+    if _exported(encoder, precision):
+        return encoder
     if precision == "fp32" and getattr(_state, "loaded", False):
         return encoder
     return _cached(encoder, precision, _build_encoder)
@@ -148,6 +160,8 @@ def runtime_encoder(encoder, precision: str = "fp32"):
 def runtime_generator(net_g, precision: str = "fp32"):
     """The generator to run at ``precision`` (a :class:`Synthesizer` with a channels-last decoder)."""
     check_precision(precision)
+    if _exported(net_g, precision):
+        return net_g
     if precision == "fp32" and getattr(_state, "loaded", False):
         return net_g
     return _cached(net_g, precision, _build_generator)

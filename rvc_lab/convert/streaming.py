@@ -238,7 +238,10 @@ class StreamingConverter:
         runtime.runtime_encoder(models.encoder, settings.precision)
         runtime.runtime_generator(models.net_g, settings.precision)
         self.frontend = None
-        if settings.frontend_cache:
+        if settings.frontend_cache and getattr(models.encoder, "exported", False):
+            # an exported encoder is one file from audio to features: no front end to cache
+            log.info("frontend_cache ignored: the %s content encoder recomputes the whole ring", models.encoder.backend)
+        elif settings.frontend_cache:
             # the tail rewritten per block: the block, 2 zc more after the silence gate, and the
             # resampler's 160-sample overlap (gate and overlap taken at their largest)
             self.frontend = FrontEndCache(

@@ -26,7 +26,6 @@ unused, randn for the source) give its seeded output.  Every window position is 
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -215,9 +214,6 @@ def example_inputs(gen: StreamingGenerator, frames: int, skip_head: int = 0, ret
     return tuple(out)
 
 
-ONNX_OPSET = 17
-
-
 def streaming_generator(synth: Synthesizer) -> StreamingGenerator:
     """Export-ready wrapper around a copy of ``synth`` (the caller's model is left untouched)."""
     twin = copy.deepcopy(synth).eval().float()
@@ -225,34 +221,23 @@ def streaming_generator(synth: Synthesizer) -> StreamingGenerator:
     return StreamingGenerator(twin).eval()
 
 
-def _dynamic_axes(gen: StreamingGenerator) -> dict:
+def dynamic_axes(gen: StreamingGenerator) -> dict:
+    """ONNX dynamic axes: T (frames), T_flow (prior noise frames), S_source and S (samples)."""
     axes = {"phone": {1: "T"}, "noise_prior": {2: "T_flow"}, "audio": {2: "S"}}
     if gen.if_f0:
         axes.update({"pitch": {1: "T"}, "pitchf": {1: "T"}, "noise_source": {1: "S_source"}})
     return axes
 
 
-def export_torchscript(synth: Synthesizer, path) -> StreamingGenerator:
-    """Trace the streaming generator of ``synth`` and save it as TorchScript (``torch.jit.load``-able).
-
-    Tracing is sound here: every size and window position is a tensor op on the inputs
-    (checked at other lengths by the tests and by the bundle's self-check).
-    """
-    gen = streaming_generator(synth)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(gen, example_inputs(gen, 50, 30, 15, 15), check_trace=False)
-    torch.jit.save(traced, str(path))
-    return gen
-
-
-def export_onnx(synth: Synthesizer, path) -> StreamingGenerator:
-    """Export the streaming generator of ``synth`` to ONNX (opset 17, dynamic T, fp32)."""
-    gen = streaming_generator(synth)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            gen, example_inputs(gen, 50, 30, 15, 15), str(path), input_names=gen.input_names,
-            output_names=["audio"], dynamic_axes=_dynamic_axes(gen), opset_version=ONNX_OPSET, dynamo=False,
-        )  # fmt: skip
-    return gen
+def io_spec(gen: StreamingGenerator) -> dict:
+    """Manifest entry (inputs/outputs, symbolic shapes) of the streaming generator."""
+    c, inter, upp = gen.synth.spec.feature_dim, gen.synth.spec.inter_channels, gen.upp
+    shapes = {
+        "phone": ("float32", [1, "T", c]), "phone_lengths": ("int64", [1]),
+        "pitch": ("int64", [1, "T"]), "pitchf": ("float32", [1, "T"]), "sid": ("int64", [1]),
+        "skip_head": ("int64", []), "return_length": ("int64", []), "return_length2": ("int64", []),
+        "noise_prior": ("float32", [1, inter, "T - max(skip_head - 24, 0)"]),
+        "noise_source": ("float32", [1, f"return_length * {upp}", 1]),
+    }
+    return {"inputs": [{"name": n, "dtype": shapes[n][0], "shape": shapes[n][1]} for n in gen.input_names],
+            "outputs": [{"name": "audio", "dtype": "float32", "shape": [1, 1, f"return_length2 * {upp}"]}]}

@@ -1,0 +1,200 @@
+"""Export bundles: a voice's models as TorchScript/ONNX files plus a manifest any host can follow.
+
+Layout (``docs/bundle.md`` explains how a host drives it)::
+
+    BUNDLE/manifest.json            format "rvc_lab-bundle/1"; sha256 of every other file
+    BUNDLE/content_encoder.{ts,onnx}
+    BUNDLE/generator.{ts,onnx}
+    BUNDLE/index_*.npy, added.index (with an index)
+
+A bundle is written into a temporary folder beside its destination and renamed at the end
+(never half-written), and only after the fp32 self-check (:mod:`rvc_lab.export.selfcheck`)
+passed.  Loading checks the format, the hashes and the voice version before any file is read
+as a model: bundles are untrusted input.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+import rvc_lab
+from rvc_lab.atomic import atomic_directory
+from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.export import content, generator, selfcheck
+from rvc_lab.export.formats import FORMATS, ONNX_OPSET, SUFFIX, check_formats, require_onnx, save_onnx, save_torchscript
+from rvc_lab.export.index import write_index_arrays
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "rvc_lab-bundle/1"
+MANIFEST = "manifest.json"
+PRECISIONS = ("fp32",)  # fp16/bf16 bundles: see the README's export section (not yet written)
+
+
+def file_sha256(path: os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_export_args(out, formats, precision: str) -> tuple[Path, tuple[str, ...]]:
+    """Validate the destination, formats and precision (before any model loads)."""
+    formats = check_formats(formats)
+    if precision not in PRECISIONS:
+        raise SettingsError(f"--precision {precision!r}: bundles are written in {', '.join(PRECISIONS)} "
+                            "(fp16/bf16 exports are not implemented yet)")
+    if "onnx" in formats:
+        require_onnx()
+    out = Path(out)
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise SettingsError(f"{out} exists and is not a bundle: refusing to replace it")
+    return out, formats
+
+
+def export_bundle(out, *, model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> dict:
+    """Export a voice (+ content encoder, + index) into the bundle folder ``out``; returns the manifest.
+
+    Raises
+    ------
+    SettingsError
+        Bad formats/precision, onnx missing, ``out`` an existing non-bundle folder.
+    ModelFileError
+        Unreadable voice, encoder or index (from their loaders).
+    selfcheck.ExportCheckError
+        An exported file misses the parity gate; nothing is written.
+    """
+    from rvc_lab.files.hubert import load_content_encoder
+    from rvc_lab.files.index import load_index
+    from rvc_lab.files.voice import load_voice
+    from rvc_lab.models.synthesizer import build_synthesizer
+    from rvc_lab.reference import fingerprint
+
+    out, formats = check_export_args(out, formats, precision)
+    voice = load_voice(model)
+    feature_index = load_index(index, expected_dim=voice.feature_dim) if index else None
+    encoder = load_content_encoder(hubert)
+    synth = build_synthesizer(voice)
+    with atomic_directory(out) as tmp:
+        enc_module = content.ContentEncoderExport(encoder, voice.version).eval()
+        gen_module = generator.streaming_generator(synth)
+        models = {
+            "content_encoder": _write_model(tmp, "content_encoder", enc_module, content.example_audio(),
+                                            content.INPUT_NAMES, content.OUTPUT_NAMES, content.DYNAMIC_AXES,
+                                            content.io_spec(voice.version), formats),
+            "generator": _write_model(tmp, "generator", gen_module, generator.example_inputs(gen_module, 50, 30, 15, 15),
+                                      gen_module.input_names, ["audio"], generator.dynamic_axes(gen_module),
+                                      generator.io_spec(gen_module), formats),
+        }
+        checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats)
+        index_entry = None
+        if feature_index is not None:
+            index_entry = write_index_arrays(feature_index, tmp)
+            shutil.copyfile(index, tmp / "added.index")
+            index_entry["faiss"] = "added.index"
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "rvc_lab": rvc_lab.__version__,
+            "precision": precision,
+            "runtimes": _runtimes(formats),
+            "sha256": {},
+            "voice": {"version": voice.version, "sample_rate": voice.tgt_sr, "f0": bool(voice.if_f0),
+                      "speakers": voice.n_speakers, "feature_dim": voice.feature_dim,
+                      "samples_per_frame": voice.tgt_sr // 100, "inter_channels": synth.spec.inter_channels,
+                      "source_sha256": fingerprint(model), "source": os.path.basename(os.fspath(model))},
+            "models": models,
+            "index": index_entry,
+            "self_check": checks,
+        }
+        manifest["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    log.info("wrote bundle %s (%s, %s)", out, ", ".join(formats), precision)
+    return manifest
+
+
+def _write_model(folder: Path, name: str, module, example, input_names, output_names, dynamic_axes,
+                 spec: dict, formats) -> dict:
+    files = {}
+    for fmt in formats:
+        path = folder / f"{name}{SUFFIX[fmt]}"
+        if fmt == "torchscript":
+            save_torchscript(module, example, path)
+        else:
+            save_onnx(module, example, path, input_names, output_names, dynamic_axes)
+        files[fmt] = path.name
+    return {"files": files, **spec}
+
+
+def _runtimes(formats) -> dict:
+    out = {"torch": torch.__version__.split("+")[0]}
+    if "onnx" in formats:
+        out["onnxruntime"] = require_onnx().__version__
+        out["onnx_opset"] = ONNX_OPSET
+    return out
+
+
+def read_manifest(bundle) -> dict:
+    """The verified manifest of ``bundle``: format known, every file present with its sha256.
+
+    Raises
+    ------
+    ModelFileError
+        Not a bundle, unknown format, a file missing, changed or unlisted.
+    """
+    bundle = Path(bundle)
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise ModelFileError(bundle, f"not an rvc_lab bundle (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelFileError(path, f"unreadable manifest ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise ModelFileError(path, f"format {manifest.get('format') if isinstance(manifest, dict) else None!r} "
+                                   f"is not {BUNDLE_FORMAT!r}")
+    hashes = manifest.get("sha256") or {}
+    listed = set(hashes)
+    present = {p.name for p in bundle.iterdir() if p.is_file() and p.name != MANIFEST}
+    for name in sorted(listed - present):
+        raise ModelFileError(bundle / name, "listed in the manifest but missing")
+    for name in sorted(present - listed):
+        raise ModelFileError(bundle / name, "not listed in the manifest (added after export?)")
+    for name, digest in sorted(hashes.items()):
+        if os.path.basename(name) != name:
+            raise ModelFileError(path, f"file name {name!r} is not a plain name")
+        actual = file_sha256(bundle / name)
+        if actual != digest:
+            raise ModelFileError(bundle / name, f"sha256 {actual[:12]}... does not match the manifest's {digest[:12]}...")
+    return manifest
+
+
+def bundle_cache_dir(model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> Path:
+    """Where :func:`cached_bundle` keeps the bundle of these source files (keyed by their content)."""
+    from rvc_lab.files.synthetic import default_cache_dir
+    from rvc_lab.reference import fingerprint
+
+    key = hashlib.sha256("|".join([fingerprint(model), fingerprint(hubert), fingerprint(index) if index else "-",
+                                   ",".join(check_formats(formats)), precision, rvc_lab.__version__,
+                                   torch.__version__]).encode()).hexdigest()[:20]
+    return default_cache_dir() / "bundles" / key
+
+
+def cached_bundle(model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> Path:
+    """The bundle of these files, exported once into the cache (reused while the files are the same)."""
+    out = bundle_cache_dir(model, hubert, index, formats, precision)
+    if (out / MANIFEST).is_file():
+        try:
+            read_manifest(out)
+            return out
+        except ModelFileError as e:
+            log.warning("cached bundle %s is damaged (%s): exporting again", out, e)
+    log.info("exporting %s once into the cache %s", model, out)
+    export_bundle(out, model=model, hubert=hubert, index=index, formats=formats, precision=precision)
+    return out
