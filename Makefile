@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, then its torchaudio twin (the order the registries need for this pair)
 	$(BIN)/pip install -q torch==2.9.1
 	$(BIN)/pip install -q torch==2.9.1 torchaudio==2.9.1
-	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq,live]"
+	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq,live,export]"
 	touch $(STAMP)
 
 system:

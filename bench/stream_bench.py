@@ -5,6 +5,11 @@ weights cost the same compute as trained ones) with a simulated clock, after a w
 median and p95 per stage plus the load figure (p95 compute / block time) for each configuration.
 
     .venv/bin/python bench/stream_bench.py [--blocks 30] [--threads 2] [--csv out.csv]
+                                           [--backends torch,torchscript,onnx]
+
+With several backends (exported models: the demo voice is exported once into the cache), each
+configuration runs on each backend in turn and a side-by-side table of per-stage medians
+follows, with each backend's time as a ratio to torch eager.
 
 Absolute times drift with machine load: compare configurations measured in one run.
 """
@@ -53,26 +58,49 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sr", type=int, default=48000, help="stream (device) rate")
     p.add_argument("--csv", help="write all per-block rows here")
+    p.add_argument("--backends", default="torch", help="comma list of torch,torchscript,onnx (default torch)")
     a = p.parse_args(argv)
     from rvc_lab.cpu import cpu_description
 
     print(cpu_description(), flush=True)
     torch.set_num_threads(a.threads)
     paths = cached_demo_assets(seed=0)
-    models = ConverterModels.load(paths["demo_v2_40k_f0"], hubert=paths["hubert"], index=paths["demo_v2_40k_f0_index"],
-                                  rmvpe=paths["rmvpe"])
+    voice = dict(hubert=paths["hubert"], index=paths["demo_v2_40k_f0_index"])
+    by_backend = {}
+    for backend in a.backends.split(","):
+        if backend == "torch":
+            by_backend[backend] = ConverterModels.load(paths["demo_v2_40k_f0"], rmvpe=paths["rmvpe"], **voice)
+        else:
+            from rvc_lab.export.backends import models_from_bundle
+            from rvc_lab.export.bundle import cached_bundle
+
+            bundle = cached_bundle(paths["demo_v2_40k_f0"], voice["hubert"], voice["index"])
+            by_backend[backend] = models_from_bundle(bundle, backend, rmvpe=paths["rmvpe"])
     rows = []
     for label, kw in CONFIGS:
-        trace, g = bench_config(models, StreamSettings(index_rate=0.5, noise=True, seed=0, **kw), a.sr, a.blocks, a.warmup)
-        summary = stage_summary(trace)
-        load = summarize_trace(trace)
-        print(f"\n## {label}: block {g.block_frame / g.sr * 1000:.0f} ms, algorithmic latency "
-              f"{g.algorithmic_latency_s * 1000:.0f} ms, {a.threads} threads, {len(trace)} blocks")
-        print(summary.round(1).to_string())
-        print(f"load p50 {load['load_p50']:.2f}  p95 {load['load_p95']:.2f}  p99 {load['load_p99']:.2f}  "
-              f"overruns {load['overruns']}/{load['blocks']}")
-        trace.insert(0, "config", label)
-        rows.append(trace)
+        medians = {}
+        for backend, models in by_backend.items():
+            trace, g = bench_config(models, StreamSettings(index_rate=0.5, noise=True, seed=0, **kw), a.sr,
+                                    a.blocks, a.warmup)
+            summary = stage_summary(trace)
+            load = summarize_trace(trace)
+            print(f"\n## {label} on {backend}: block {g.block_frame / g.sr * 1000:.0f} ms, algorithmic latency "
+                  f"{g.algorithmic_latency_s * 1000:.0f} ms, {a.threads} threads, {len(trace)} blocks")
+            print(summary.round(1).to_string())
+            print(f"load p50 {load['load_p50']:.2f}  p95 {load['load_p95']:.2f}  p99 {load['load_p99']:.2f}  "
+                  f"overruns {load['overruns']}/{load['blocks']}")
+            medians[backend] = summary.iloc[:, 0]
+            trace.insert(0, "backend", backend)
+            trace.insert(0, "config", label)
+            rows.append(trace)
+        if len(medians) > 1:
+            side = pd.DataFrame(medians)
+            if "torch" in side:
+                for backend in medians:
+                    if backend != "torch":
+                        side[f"{backend}/torch"] = side[backend] / side["torch"]
+            print(f"\n## {label}: median ms per stage, side by side (one run)")
+            print(side.round(2).to_string())
     if a.csv:
         write_text_atomic(a.csv, pd.concat(rows).to_csv(index=False))
     return 0

@@ -1,74 +1,66 @@
-"""Exported generator (TorchScript, ONNX Runtime CPU) against upstream's net_g goldens and eager.
+"""Exported models (TorchScript on libtorch, ONNX on onnxruntime's CPU provider) and their bundles.
 
-Truths: upstream's outputs on the seeded parity voice (``netg_rvcref_v2_40k_f0``, all four
-streaming variants, zero noise and seeded noise with upstream's stored draws fed as inputs), and
-eager rvc_lab for the no-f0 parity voice at two lengths (sizes not frozen by the trace).
+Truths: upstream's net_g goldens (``netg_rvcref_v2_40k_f0``: four streaming variants, zero noise
+and upstream's stored draws fed as inputs) and HuBERT goldens (v1, v2); eager rvc_lab at lengths
+and windows other than the trace's; faiss' own search for the index arrays; sha256 by hashlib
+for the manifest.  Bundles are exported once per voice into the cache (``cached_bundle``), shared
+with tests/test_conversion_parity.py's ``--backend`` runs.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from rvc_lab.export.generator import export_onnx, export_torchscript, example_inputs
+from rvc_lab import cli
+from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.export import selfcheck
+from rvc_lab.export.backends import models_from_bundle, runner
+from rvc_lab.export.bundle import BUNDLE_FORMAT, MANIFEST, cached_bundle, export_bundle, read_manifest
+from rvc_lab.export.generator import example_inputs, streaming_generator
 from rvc_lab.files.voice import load_voice
 from rvc_lab.models.synthesizer import build_synthesizer
-from tests.conftest import CACHE, load_case, rel_l2
+from tests.conftest import load_case, rel_l2
+from tests.tolerances import FEATURE_REL_L2, UPSTREAM_REL_L2
+
+pytestmark = pytest.mark.parity
+pytest.importorskip("onnxruntime", reason="the export extra is missing: pip install -e '.[export]'")
 
 CASE = "netg_rvcref_v2_40k_f0"
-UPSTREAM_REL_L2 = 1e-4  # the eager gate of tests/test_synthesizer.py
+BACKENDS = ["torchscript", "onnx"]
 VARIANTS = [(v, n) for v in ("full", "skip40_len50", "skip10_len60_norl2", "skip40_len50_rl2_63") for n in ("zero", "seeded")]
+V2_INDEX = "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
 
 
-def _file_key(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-class _Exported:
-    """Both backends of one voice's streaming generator, exported once into .cache/export-tests/."""
-
-    def __init__(self, pth):
-        ort = pytest.importorskip("onnxruntime")
-        self.synth = build_synthesizer(load_voice(pth))
-        out = CACHE / "export-tests" / f"{pth.stem}-{_file_key(pth)}"
-        out.mkdir(parents=True, exist_ok=True)
-        ts_path, onnx_path = out / "generator.ts", out / "generator.onnx"
-        self.gen = None
-        if not ts_path.exists():
-            self.gen = export_torchscript(self.synth, ts_path)
-        if not onnx_path.exists():
-            self.gen = export_onnx(self.synth, onnx_path)
-        if self.gen is None:
-            from rvc_lab.export.generator import streaming_generator
-
-            self.gen = streaming_generator(self.synth)
-        self.ts = torch.jit.load(str(ts_path))
-        self.onnx = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        self.names = self.gen.input_names
-
-    def run(self, backend: str, inputs: tuple) -> np.ndarray:
-        if backend == "torchscript":
-            with torch.no_grad():
-                return self.ts(*inputs).numpy()
-        feed = {n: torch.as_tensor(v).numpy() for n, v in zip(self.names, inputs)}
-        return self.onnx.run(None, feed)[0]
+def _voice(assets, name):
+    return assets / "assets" / "weights" / f"{name}.pth"
 
 
 @pytest.fixture(scope="session")
-def exported_f0(parity_assets):
-    return _Exported(parity_assets / "assets" / "weights" / "rvcref_v2_40k_f0.pth")
+def bundle_v2(parity_assets):
+    """v2 40k f0 voice + index, the arguments of the --backend parity tests (same cache entry)."""
+    return cached_bundle(_voice(parity_assets, "rvcref_v2_40k_f0"), parity_assets / "assets/hubert_base",
+                         parity_assets / V2_INDEX)
 
 
 @pytest.fixture(scope="session")
-def exported_nof0(parity_assets):
-    return _Exported(parity_assets / "assets" / "weights" / "rvcref_v2_32k_nof0.pth")
+def bundle_nof0(parity_assets):
+    return cached_bundle(_voice(parity_assets, "rvcref_v2_32k_nof0"), parity_assets / "assets/hubert_base")
 
 
-@pytest.fixture(scope="module")
-def netg_case(parity_dir):
-    return load_case(parity_dir, CASE)
+@pytest.fixture(scope="session")
+def bundle_v1(parity_assets):
+    return cached_bundle(_voice(parity_assets, "rvcref_v1_48k_f0"), parity_assets / "assets/hubert_base")
+
+
+def _run(bundle, stage, backend):
+    m = json.loads((bundle / MANIFEST).read_text())["models"][stage]
+    return runner(backend, bundle / m["files"][backend], [i["name"] for i in m["inputs"]])
 
 
 def _golden_inputs(meta, arrays, params):
@@ -92,37 +84,194 @@ def _golden_inputs(meta, arrays, params):
             prior, source)  # fmt: skip
 
 
-@pytest.mark.parity
-@pytest.mark.parametrize("backend", ["torchscript", "onnx"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant,noise", VARIANTS)
-def test_exported_generator_matches_upstream(exported_f0, netg_case, backend, variant, noise, record_property):
-    meta, arrays = netg_case
+def test_exported_generator_matches_upstream(bundle_v2, parity_dir, backend, variant, noise):
+    meta, arrays = load_case(parity_dir, CASE)
     (params,) = [v for v in meta["params"]["variants"] if v["variant"] == variant and v["noise"] == noise]
-    out = exported_f0.run(backend, _golden_inputs(meta, arrays, params))
+    out = _run(bundle_v2, "generator", backend)(*_golden_inputs(meta, arrays, params)).numpy()
     assert out.shape == (1, 1, params["output_samples"])
     err = rel_l2(out[0, 0], arrays[params["output"]])
-    record_property("rel_l2", err)
     print(f"{CASE} {backend} {variant} {noise}: rel L2 {err:.3e}")
     assert err <= UPSTREAM_REL_L2
 
 
-@pytest.mark.parity
-@pytest.mark.parametrize("backend", ["torchscript", "onnx"])
-def test_exported_nof0_generator_dynamic_lengths(exported_nof0, backend):
-    """No-f0 voice: other T and windows than the trace's example, against eager rvc_lab."""
-    gen, synth = exported_nof0.gen, exported_nof0.synth
-    assert exported_nof0.names == ["phone", "phone_lengths", "sid", "skip_head", "return_length",
-                                   "return_length2", "noise_prior"]  # fmt: skip
-    for frames, skip, ret, ret2 in ((37, 0, 37, 37), (90, 40, 30, 36)):
-        inputs = example_inputs(gen, frames, skip, ret, ret2, seed=frames)
-        # Eager draws the prior from the global generator: seed it so its randn is the input fed.
-        torch.manual_seed(5)
-        expected_noise = torch.randn(inputs[-1].shape)
-        inputs = (*inputs[:-1], expected_noise)
-        torch.manual_seed(5)
-        expected = synth.infer(inputs[0], inputs[1], None, None, inputs[2], skip, ret, ret2, noise=True).numpy()
-        out = exported_nof0.run(backend, inputs)
-        assert out.shape == expected.shape == (1, 1, ret2 * synth.upp)
-        err = rel_l2(out[0, 0], expected[0, 0])
-        print(f"nof0 {backend} T={frames} window=({skip}, {ret}, {ret2}): rel L2 {err:.3e}")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bundle_name,version", [("bundle_v1", "v1"), ("bundle_v2", "v2")])
+@pytest.mark.parametrize("case", ["hubert_synth", "hubert_speech"])
+def test_exported_content_encoder_matches_upstream(request, parity_dir, bundle_name, version, case, backend):
+    import soundfile as sf
+
+    bundle = request.getfixturevalue(bundle_name)
+    meta, arrays = load_case(parity_dir, case)
+    wav, sr = sf.read(parity_dir / meta["inputs"]["audio"]["file"], dtype="float32")
+    assert sr == 16000
+    feats = _run(bundle, "content_encoder", backend)(torch.from_numpy(wav)[None]).numpy()
+    assert feats.shape == (1, (wav.shape[0] - 400) // 320 + 1, 256 if version == "v1" else 768)
+    err = rel_l2(feats[0], arrays[version])
+    print(f"{case} {version} {backend}: rel L2 {err:.3e}")
+    assert err <= FEATURE_REL_L2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bundle_name,voice", [("bundle_nof0", "rvcref_v2_32k_nof0"), ("bundle_v1", "rvcref_v1_48k_f0")])
+def test_exported_generator_dynamic_lengths(request, parity_assets, bundle_name, voice, backend):
+    """Other T and windows than the trace's example (50, 30, 15, 15), seeded, against eager rvc_lab."""
+    bundle = request.getfixturevalue(bundle_name)
+    synth = build_synthesizer(load_voice(_voice(parity_assets, voice)))
+    models = models_from_bundle(bundle, backend)
+    names = [i["name"] for i in json.loads((bundle / MANIFEST).read_text())["models"]["generator"]["inputs"]]
+    f0 = ["pitch", "pitchf"] if synth.if_f0 else []
+    assert names == ["phone", "phone_lengths", *f0, "sid", "skip_head", "return_length", "return_length2",
+                     "noise_prior", *(["noise_source"] if synth.if_f0 else [])]  # fmt: skip
+    gen = streaming_generator(synth)
+    for frames, skip, ret, ret2 in ((37, 0, 37, 37), (90, 40, 30, 36), (120, 60, 44, 44)):
+        phone, lengths, *rest = example_inputs(gen, frames, skip, ret, ret2, seed=frames)
+        pitch, pitchf = (rest[0], rest[1]) if synth.if_f0 else (None, None)
+        torch.manual_seed(frames)  # both draw upstream's three random tensors from the global generator
+        expected = synth.infer(phone, lengths, pitch, pitchf, torch.tensor([0]), skip, ret, ret2, noise=True)
+        torch.manual_seed(frames)
+        got = models.net_g.infer(phone, lengths, pitch, pitchf, torch.tensor([0]), skip, ret, ret2, noise=True)
+        assert got.shape == expected.shape == (1, 1, ret2 * synth.upp)
+        err = rel_l2(got[0, 0].numpy(), expected[0, 0].numpy())
+        print(f"{voice} {backend} T={frames} window=({skip}, {ret}, {ret2}): rel L2 {err:.3e}")
         assert err <= UPSTREAM_REL_L2
+
+
+def test_manifest_shape_and_hashes(bundle_v2, parity_assets):
+    m = read_manifest(bundle_v2)
+    assert m["format"] == BUNDLE_FORMAT and m["precision"] == "fp32"
+    assert m["runtimes"]["torch"] == torch.__version__.split("+")[0] and m["runtimes"]["onnx_opset"] >= 17
+    assert m["voice"] == {**m["voice"], "version": "v2", "sample_rate": 40000, "f0": True, "feature_dim": 768,
+                          "samples_per_frame": 400}
+    files = sorted(p.name for p in bundle_v2.iterdir() if p.name != MANIFEST)
+    assert sorted(m["sha256"]) == files
+    for name in files:
+        assert m["sha256"][name] == hashlib.sha256((bundle_v2 / name).read_bytes()).hexdigest()
+    gen = m["models"]["generator"]
+    assert gen["files"] == {"torchscript": "generator.ts", "onnx": "generator.onnx"}
+    shapes = {i["name"]: (i["dtype"], i["shape"]) for i in gen["inputs"]}
+    assert shapes["noise_prior"] == ("float32", [1, 192, "T - max(skip_head - 24, 0)"])
+    assert shapes["skip_head"] == ("int64", []) and shapes["pitch"] == ("int64", [1, "T"])
+    assert m["index"]["nprobe"] == 1 and m["index"]["k"] == 8 and m["index"]["dim"] == 768
+
+
+def _search_like_faiss(q, vectors, list_ids, offsets, centroids, nprobe, k):
+    """A host's search from the bundle's arrays alone (docs/bundle.md): nprobe lists, exact L2, scan order."""
+    out_d, out_i = [], []
+    for x in q.astype(np.float32):
+        cd = ((centroids - x) ** 2).sum(1)
+        probe = np.argsort(cd, kind="stable")[:nprobe]
+        ids = np.concatenate([list_ids[offsets[p]:offsets[p + 1]] for p in probe])
+        d = ((vectors[ids] - x) ** 2).sum(1)
+        order = np.argsort(d, kind="stable")[:k]
+        out_d.append(d[order]), out_i.append(ids[order])
+    return np.array(out_d), np.array(out_i)
+
+
+def test_index_arrays_reproduce_faiss_search(bundle_v2, parity_dir):
+    import faiss
+
+    m = read_manifest(bundle_v2)["index"]
+    arr = {key: np.load(bundle_v2 / m[key]) for key in ("vectors", "lists", "list_ids", "list_offsets", "centroids")}
+    index = faiss.read_index(str(bundle_v2 / m["faiss"]))
+    assert arr["vectors"].shape == (index.ntotal, m["dim"])
+    # lists: the list of each id agrees with where list_ids stores it
+    for li in range(len(arr["list_offsets"]) - 1):
+        assert (arr["lists"][arr["list_ids"][arr["list_offsets"][li]:arr["list_offsets"][li + 1]]] == li).all()
+    _, golden = load_case(parity_dir, "hubert_speech")
+    q = golden["v2"][:60]  # real content features as queries
+    q = np.concatenate([q, arr["vectors"][:5]])  # and stored vectors themselves (distance 0)
+    fd, fi = index.search(np.ascontiguousarray(q, dtype=np.float32), m["k"])
+    hd, hi = _search_like_faiss(q, arr["vectors"], arr["list_ids"], arr["list_offsets"], arr["centroids"],
+                                m["nprobe"], m["k"])
+    assert (hi == fi).mean() >= 0.99, "neighbour ids differ from faiss"
+    np.testing.assert_allclose(hd, fd, rtol=1e-4, atol=1e-3)
+
+
+# -- bad bundles and bad requests ----------------------------------------------------------------
+
+
+def _linked_copy(bundle, tmp_path):
+    """A copy of ``bundle`` whose model files are symlinks (cheap) and whose manifest is a real file."""
+    out = tmp_path / "bundle"
+    out.mkdir()
+    for p in bundle.iterdir():
+        if p.name == MANIFEST:
+            shutil.copyfile(p, out / p.name)
+        else:
+            (out / p.name).symlink_to(p)
+    return out
+
+
+def test_tampered_bundles_are_refused(bundle_nof0, tmp_path):
+    b = _linked_copy(bundle_nof0, tmp_path)
+    read_manifest(b)  # the intact copy loads
+    m = json.loads((b / MANIFEST).read_text())
+    m["sha256"]["generator.onnx"] = "0" * 64
+    (b / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ModelFileError, match=r"generator\.onnx: sha256 .* does not match"):
+        models_from_bundle(b, "onnx")
+    shutil.copyfile(bundle_nof0 / MANIFEST, b / MANIFEST)
+    (b / "extra.py").write_text("import os\n")
+    with pytest.raises(ModelFileError, match="extra.py: not listed in the manifest"):
+        read_manifest(b)
+    (b / "extra.py").unlink()
+    (b / "generator.ts").unlink()
+    with pytest.raises(ModelFileError, match="generator.ts: listed in the manifest but missing"):
+        read_manifest(b)
+
+
+def test_bundle_of_another_format_or_voice_version(bundle_nof0, tmp_path):
+    b = _linked_copy(bundle_nof0, tmp_path)
+    with pytest.raises(ModelFileError, match="holds a v2 voice, expected v1"):
+        models_from_bundle(b, "torchscript", expect_version="v1")
+    m = json.loads((b / MANIFEST).read_text())
+    m["format"] = "rvc_lab-bundle/2"
+    (b / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ModelFileError, match="'rvc_lab-bundle/2' is not 'rvc_lab-bundle/1'"):
+        read_manifest(b)
+    with pytest.raises(ModelFileError, match="not an rvc_lab bundle"):
+        read_manifest(tmp_path)
+
+
+def test_cli_bundle_flag_errors(bundle_nof0, parity_assets, tmp_path, capsys):
+    wav = parity_assets / "audio/synth_16k.wav"
+    voice = str(_voice(parity_assets, "rvcref_v2_32k_nof0"))
+    cases = [
+        (["--bundle", str(bundle_nof0), "--model", voice, "--backend", "onnx"], "not both (--model given with --bundle)"),
+        (["--bundle", str(bundle_nof0)], "add --backend torchscript or --backend onnx"),
+        (["--backend", "onnx"], "--model and --hubert required"),
+    ]
+    for extra, message in cases:
+        rc = cli.main(["convert", str(wav), "-o", str(tmp_path / "o.wav"), "--f0-method", "pm", *extra])
+        assert rc == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_missing_onnxruntime_says_how_to_install(monkeypatch, tmp_path, parity_assets, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    rc = cli.main(["export", "-o", str(tmp_path / "b"), "--model", str(_voice(parity_assets, "rvcref_v2_32k_nof0")),
+                   "--hubert", str(parity_assets / "assets/hubert_base")])
+    assert rc == 2
+    assert "pip install -e '.[export]'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_precision_and_format_fail_before_loading(tmp_path, capsys):
+    for extra, message in ((["--precision", "fp16"], "fp16/bf16 exports are not implemented"),
+                           (["--formats", "tflite"], "choose from torchscript, onnx")):
+        rc = cli.main(["export", "-o", str(tmp_path / "b"), "--model", "missing.pth", "--hubert", "missing", *extra])
+        assert rc == 2
+        assert message in capsys.readouterr().err
+
+
+def test_failed_self_check_leaves_no_bundle(monkeypatch, parity_assets, tmp_path):
+    """A file that misses the gate: named stage, runtime and figure; nothing left behind."""
+    monkeypatch.setitem(selfcheck.GATES, "generator", -1.0)  # no figure passes a negative gate
+    out = tmp_path / "b"
+    with pytest.raises(selfcheck.ExportCheckError, match=r"exported generator \(torchscript\) misses the parity gate"):
+        export_bundle(out, model=_voice(parity_assets, "rvcref_v2_32k_nof0"), hubert=parity_assets / "assets/hubert_base",
+                      formats="torchscript")
+    assert list(tmp_path.iterdir()) == []
