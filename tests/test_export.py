@@ -35,6 +35,7 @@ CASE = "netg_rvcref_v2_40k_f0"
 BACKENDS = ["torchscript", "onnx"]
 VARIANTS = [(v, n) for v in ("full", "skip40_len50", "skip10_len60_norl2", "skip40_len50_rl2_63") for n in ("zero", "seeded")]
 V2_INDEX = "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
+RMVPE = "assets/rmvpe/rmvpe.pt"
 
 
 def _voice(assets, name):
@@ -43,9 +44,9 @@ def _voice(assets, name):
 
 @pytest.fixture(scope="session")
 def bundle_v2(parity_assets):
-    """v2 40k f0 voice + index, the arguments of the --backend parity tests (same cache entry)."""
+    """v2 40k f0 voice + index + RMVPE, the arguments of the --backend parity tests (same cache entry)."""
     return cached_bundle(_voice(parity_assets, "rvcref_v2_40k_f0"), parity_assets / "assets/hubert_base",
-                         parity_assets / V2_INDEX)
+                         parity_assets / V2_INDEX, rmvpe=parity_assets / RMVPE)
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +112,28 @@ def test_exported_content_encoder_matches_upstream(request, parity_dir, bundle_n
     err = rel_l2(feats[0], arrays[version])
     print(f"{case} {version} {backend}: rel L2 {err:.3e}")
     assert err <= FEATURE_REL_L2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["f0_synth", "f0_speech"])
+def test_exported_rmvpe_matches_upstream(bundle_v2, parity_assets, parity_dir, case, backend):
+    """Audio -> salience with the mel inside the graph, then the host's decode (threshold 0.03)."""
+    import soundfile as sf
+
+    from rvc_lab.models.rmvpe import salience_to_hz
+
+    meta, golden = load_case(parity_dir, case)
+    x, sr = sf.read(parity_assets / "audio" / f"{case.split('_')[1]}_16k.wav", dtype="float32")
+    assert sr == 16000
+    salience = _run(bundle_v2, "rmvpe", backend)(torch.from_numpy(x)[None]).numpy()[0]
+    assert salience.shape == golden["rmvpe_salience"].shape == (len(x) // 160 + 1, 360)
+    err = rel_l2(salience, golden["rmvpe_salience"])
+    np.testing.assert_array_equal(salience.argmax(1), golden["rmvpe_salience"].argmax(1))
+    f0 = salience_to_hz(salience, threshold=0.03)
+    f0_err = rel_l2(f0, golden["rmvpe_f0"])
+    print(f"{case} rmvpe {backend}: salience rel L2 {err:.3e}, f0 rel L2 {f0_err:.3e}")
+    assert err <= UPSTREAM_REL_L2 and f0_err <= UPSTREAM_REL_L2
+    np.testing.assert_array_equal(f0 == 0, golden["rmvpe_f0"] == 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

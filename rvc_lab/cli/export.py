@@ -16,14 +16,12 @@ def cmd_export(a: argparse.Namespace) -> int:
     from rvc_lab.export.bundle import check_export_args, export_bundle
 
     check_export_args(a.output, a.formats, a.precision)
-    for flag in ("model", "hubert", "index"):
+    for flag in ("model", "hubert", "rmvpe", "index"):
         path = getattr(a, flag)
         if path and not os.path.exists(path):
             raise SettingsError(f"--{flag} {path}: no such file or directory")
-    if a.rmvpe:
-        log.info("--rmvpe %s: RMVPE is not exported yet; hosts and --backend runs use it as rmvpe.pt", a.rmvpe)
-    manifest = export_bundle(a.output, model=a.model, hubert=a.hubert, index=a.index, formats=a.formats,
-                             precision=a.precision)
+    manifest = export_bundle(a.output, model=a.model, hubert=a.hubert, rmvpe=a.rmvpe, index=a.index,
+                             formats=a.formats, precision=a.precision)
     checks = ", ".join(f"{stage} {fmt} {err:.2g}" for stage, by_fmt in manifest["self_check"].items()
                        for fmt, err in by_fmt.items())
     log.info("self-check against eager rvc_lab (relative L2): %s", checks)
@@ -37,7 +35,7 @@ def add_parser(sub) -> None:
     s.add_argument("-o", "--output", required=True, help="bundle folder to write (replaced whole if it is a bundle)")
     s.add_argument("--model", required=True, help="voice .pth")
     s.add_argument("--hubert", required=True, help="hubert_base.pt or a Hugging Face HuBERT directory")
-    s.add_argument("--rmvpe", help="rmvpe.pt (not exported yet: named in the log only)")
+    s.add_argument("--rmvpe", help="rmvpe.pt: exported too (audio -> salience, mel inside the graph)")
     s.add_argument("--index", help="added_*.index: written as arrays a host can search without faiss")
     s.add_argument("--formats", default=",".join(FORMATS), help="comma list of torchscript,onnx (default both)")
     s.add_argument("--precision", default="fp32", help="fp32 (fp16/bf16 not implemented yet)")

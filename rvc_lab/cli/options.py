@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from rvc_lab.convert.models import ConverterModels
@@ -68,9 +69,20 @@ def check_voice_args(a: argparse.Namespace) -> None:
         path = getattr(a, flag, None)
         if path and not os.path.exists(path):
             raise SettingsError(f"--{flag} {path}: no such file or directory")
-    if getattr(a, "f0_method", None) == "rmvpe" and not getattr(a, "rmvpe", None):
+    if getattr(a, "f0_method", None) == "rmvpe" and not getattr(a, "rmvpe", None) and not _bundle_has_rmvpe(bundle):
         raise SettingsError("--f0-method rmvpe (the default) needs --rmvpe rmvpe.pt; or choose another "
                             f"--f0-method ({', '.join(m for m in METHODS if m != 'rmvpe')})")
+
+
+def _bundle_has_rmvpe(bundle) -> bool:
+    """Whether a bundle's manifest lists an exported RMVPE (hashes are checked when it loads)."""
+    if not bundle:
+        return False
+    try:
+        with open(os.path.join(bundle, "manifest.json")) as fh:
+            return bool(json.load(fh).get("models", {}).get("rmvpe"))
+    except (OSError, ValueError, AttributeError):
+        return False  # the loader names what is wrong with the bundle
 
 
 def load_models(a: argparse.Namespace) -> ConverterModels:
@@ -85,5 +97,5 @@ def load_models(a: argparse.Namespace) -> ConverterModels:
     from rvc_lab.export.backends import models_from_bundle
     from rvc_lab.export.bundle import cached_bundle
 
-    bundle = getattr(a, "bundle", None) or cached_bundle(a.model, a.hubert, a.index)
+    bundle = getattr(a, "bundle", None) or cached_bundle(a.model, a.hubert, a.index, rmvpe=a.rmvpe)
     return models_from_bundle(bundle, backend, rmvpe=a.rmvpe)

@@ -32,6 +32,9 @@ class ConverterModels:
     index : rvc_lab.retrieval.FeatureIndex or None
     rmvpe_path : str or None
         ``rmvpe.pt`` for the rmvpe F0 method.
+    rmvpe_model : object or None
+        An exported RMVPE (:class:`rvc_lab.export.backends.ExportedRMVPE`), used instead of
+        ``rmvpe_path`` by the rmvpe F0 method.
     """
 
     voice: object
@@ -39,6 +42,7 @@ class ConverterModels:
     encoder: object
     index: object = None
     rmvpe_path: str | None = None
+    rmvpe_model: object = None
     _f0: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -66,5 +70,6 @@ class ConverterModels:
         """The cached :class:`rvc_lab.f0.F0Estimator` for ``method``."""
         key = (method, filter_radius)
         if key not in self._f0:
-            self._f0[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path, filter_radius=filter_radius)
+            self._f0[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path, filter_radius=filter_radius,
+                                        rmvpe_model=self.rmvpe_model)
         return self._f0[key]

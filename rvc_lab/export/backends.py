@@ -7,6 +7,7 @@ Retrieval, F0 and every DSP step stay as they are.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -18,6 +19,8 @@ from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES
 
 BACKENDS = ("torch", "torchscript", "onnx")
 EXPORTED_BACKENDS = ("torchscript", "onnx")
+
+log = logging.getLogger(__name__)
 
 
 def check_backend(backend: str) -> str:
@@ -83,6 +86,27 @@ class ExportedContentEncoder:
         return self.run(wav.reshape(1, -1).to(torch.float32)).to(torch.float32)
 
 
+class ExportedRMVPE:
+    """Stands in for :class:`rvc_lab.models.rmvpe.RMVPE` in the rmvpe F0 method (salience from the file)."""
+
+    exported = True
+
+    def __init__(self, run, backend: str):
+        self.run = run
+        self.backend = backend
+
+    def salience(self, x16k) -> torch.Tensor:
+        """[N] 16 kHz -> float32 [N // 160 + 1, 360]."""
+        audio = torch.as_tensor(np.ascontiguousarray(x16k)).to(torch.float32).reshape(1, -1)
+        return self.run(audio)[0]
+
+    def infer_from_audio(self, x16k, threshold: float = 0.03) -> np.ndarray:
+        """F0 in Hz [N // 160 + 1], 0 = unvoiced: the decode of :func:`salience_to_hz`."""
+        from rvc_lab.models.rmvpe import salience_to_hz
+
+        return salience_to_hz(self.salience(x16k).numpy(), threshold)
+
+
 class ExportedGenerator:
     """Stands in for :class:`rvc_lab.models.synthesizer.Synthesizer` in :func:`stages.run_generator`.
 
@@ -133,7 +157,7 @@ class ExportedGenerator:
 
 def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike | None = None,
                        expect_version: str | None = None):
-    """A :class:`rvc_lab.convert.models.ConverterModels` whose encoder and generator run ``bundle``'s files.
+    """A :class:`rvc_lab.convert.models.ConverterModels` whose encoder, generator (and RMVPE) run ``bundle``'s files.
 
     Parameters
     ----------
@@ -141,7 +165,8 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
         Folder written by ``rvc-lab export`` (hashes checked first).
     backend : {"torchscript", "onnx"}
     rmvpe : path-like, optional
-        ``rmvpe.pt`` for the rmvpe F0 method (F0 estimators run eager).
+        ``rmvpe.pt`` for the rmvpe F0 method when the bundle holds no exported RMVPE (other F0
+        methods, FCPE included, run eager).
     expect_version : {"v1", "v2"}, optional
         Refuse a bundle of another voice version.
 
@@ -178,8 +203,15 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
     net_g = ExportedGenerator(runner(backend, files["generator"], gen_names), if_f0=voice.if_f0,
                               upp=int(v["samples_per_frame"]), inter_channels=int(v["inter_channels"]),
                               n_speakers=voice.n_speakers, backend=backend)
+    rmvpe_model = None
+    if manifest["models"].get("rmvpe"):
+        rm = manifest["models"]["rmvpe"]
+        rmvpe_model = ExportedRMVPE(runner(backend, os.path.join(bundle, rm["files"][backend]), ["audio"]), backend)
+        if rmvpe:
+            log.info("--rmvpe %s ignored: the bundle's exported RMVPE runs", rmvpe)
+            rmvpe = None
     index = None
     if manifest.get("index"):
         index = load_index(os.path.join(bundle, manifest["index"]["faiss"]), expected_dim=voice.feature_dim)
     return ConverterModels(voice=voice, net_g=net_g, encoder=encoder, index=index,
-                           rmvpe_path=os.fspath(rmvpe) if rmvpe else None)
+                           rmvpe_path=os.fspath(rmvpe) if rmvpe else None, rmvpe_model=rmvpe_model)

@@ -5,6 +5,7 @@ Layout (``docs/bundle.md`` explains how a host drives it)::
     BUNDLE/manifest.json            format "rvc_lab-bundle/1"; sha256 of every other file
     BUNDLE/content_encoder.{ts,onnx}
     BUNDLE/generator.{ts,onnx}
+    BUNDLE/rmvpe.{ts,onnx}          (with an RMVPE file)
     BUNDLE/index_*.npy, added.index (with an index)
 
 A bundle is written into a temporary folder beside its destination and renamed at the end
@@ -27,6 +28,7 @@ import rvc_lab
 from rvc_lab.atomic import atomic_directory
 from rvc_lab.errors import ModelFileError, SettingsError
 from rvc_lab.export import content, generator, selfcheck
+from rvc_lab.export import rmvpe as rmvpe_export
 from rvc_lab.export.formats import FORMATS, ONNX_OPSET, SUFFIX, check_formats, require_onnx, save_onnx, save_torchscript
 from rvc_lab.export.index import write_index_arrays
 
@@ -59,8 +61,8 @@ def check_export_args(out, formats, precision: str) -> tuple[Path, tuple[str, ..
     return out, formats
 
 
-def export_bundle(out, *, model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> dict:
-    """Export a voice (+ content encoder, + index) into the bundle folder ``out``; returns the manifest.
+def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS, precision: str = "fp32") -> dict:
+    """Export a voice (+ content encoder, + RMVPE, + index) into the bundle folder ``out``; returns the manifest.
 
     Raises
     ------
@@ -73,6 +75,7 @@ def export_bundle(out, *, model, hubert, index=None, formats=FORMATS, precision:
     """
     from rvc_lab.files.hubert import load_content_encoder
     from rvc_lab.files.index import load_index
+    from rvc_lab.files.rmvpe import load_rmvpe
     from rvc_lab.files.voice import load_voice
     from rvc_lab.models.synthesizer import build_synthesizer
     from rvc_lab.reference import fingerprint
@@ -82,6 +85,7 @@ def export_bundle(out, *, model, hubert, index=None, formats=FORMATS, precision:
     feature_index = load_index(index, expected_dim=voice.feature_dim) if index else None
     encoder = load_content_encoder(hubert)
     synth = build_synthesizer(voice)
+    rmvpe_module = rmvpe_export.RMVPEExport(load_rmvpe(rmvpe)).eval() if rmvpe else None
     with atomic_directory(out) as tmp:
         enc_module = content.ContentEncoderExport(encoder, voice.version).eval()
         gen_module = generator.streaming_generator(synth)
@@ -93,7 +97,11 @@ def export_bundle(out, *, model, hubert, index=None, formats=FORMATS, precision:
                                       gen_module.input_names, ["audio"], generator.dynamic_axes(gen_module),
                                       generator.io_spec(gen_module), formats),
         }
-        checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats)
+        if rmvpe_module is not None:
+            models["rmvpe"] = _write_model(tmp, "rmvpe", rmvpe_module, rmvpe_export.example_audio(),
+                                           rmvpe_export.INPUT_NAMES, rmvpe_export.OUTPUT_NAMES,
+                                           rmvpe_export.DYNAMIC_AXES, rmvpe_export.io_spec(), formats)
+        checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats, rmvpe_module)
         index_entry = None
         if feature_index is not None:
             index_entry = write_index_arrays(feature_index, tmp)
@@ -175,20 +183,21 @@ def read_manifest(bundle) -> dict:
     return manifest
 
 
-def bundle_cache_dir(model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> Path:
+def bundle_cache_dir(model, hubert, index=None, formats=FORMATS, precision: str = "fp32", rmvpe=None) -> Path:
     """Where :func:`cached_bundle` keeps the bundle of these source files (keyed by their content)."""
     from rvc_lab.files.synthetic import default_cache_dir
     from rvc_lab.reference import fingerprint
 
     key = hashlib.sha256("|".join([fingerprint(model), fingerprint(hubert), fingerprint(index) if index else "-",
+                                   fingerprint(rmvpe) if rmvpe else "-",
                                    ",".join(check_formats(formats)), precision, rvc_lab.__version__,
                                    torch.__version__]).encode()).hexdigest()[:20]
     return default_cache_dir() / "bundles" / key
 
 
-def cached_bundle(model, hubert, index=None, formats=FORMATS, precision: str = "fp32") -> Path:
+def cached_bundle(model, hubert, index=None, formats=FORMATS, precision: str = "fp32", rmvpe=None) -> Path:
     """The bundle of these files, exported once into the cache (reused while the files are the same)."""
-    out = bundle_cache_dir(model, hubert, index, formats, precision)
+    out = bundle_cache_dir(model, hubert, index, formats, precision, rmvpe)
     if (out / MANIFEST).is_file():
         try:
             read_manifest(out)
@@ -196,5 +205,5 @@ def cached_bundle(model, hubert, index=None, formats=FORMATS, precision: str = "
         except ModelFileError as e:
             log.warning("cached bundle %s is damaged (%s): exporting again", out, e)
     log.info("exporting %s once into the cache %s", model, out)
-    export_bundle(out, model=model, hubert=hubert, index=index, formats=formats, precision=precision)
+    export_bundle(out, model=model, hubert=hubert, rmvpe=rmvpe, index=index, formats=formats, precision=precision)
     return out

@@ -57,6 +57,9 @@ def onnx_session(path: os.PathLike, threads: int | None = None):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
+    # onnxruntime's pool spins after each run by default, taking the cores from the torch stages
+    # that follow (F0, resampling, SOLA ran 1.5-40x slower beside it in bench/stream_bench.py)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(os.fspath(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

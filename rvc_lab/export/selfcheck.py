@@ -11,10 +11,11 @@ import torch
 
 from rvc_lab.errors import RVCLabError
 from rvc_lab.export import content, generator
+from rvc_lab.export import rmvpe as rmvpe_export
 from rvc_lab.export.backends import runner
 from rvc_lab.metrics.spectral import rel_l2
 
-GATES = {"content_encoder": 1e-5, "generator": 1e-4}
+GATES = {"content_encoder": 1e-5, "generator": 1e-4, "rmvpe": 1e-4}
 #: (frames, skip_head, return_length, return_length2): a whole call, a streaming window, a formant stretch
 GENERATOR_WINDOWS = ((37, 0, 37, 37), (90, 40, 30, 30), (64, 10, 40, 46))
 AUDIO_LENGTHS = (7040, 24000)
@@ -25,7 +26,7 @@ class ExportCheckError(RVCLabError):
 
 
 @torch.no_grad()
-def check_bundle_files(folder, models: dict, enc_module, gen_module, formats) -> dict:
+def check_bundle_files(folder, models: dict, enc_module, gen_module, formats, rmvpe_module=None) -> dict:
     """Run every exported file against its eager module; returns ``{stage: {format: worst rel L2}}``.
 
     Raises
@@ -33,25 +34,26 @@ def check_bundle_files(folder, models: dict, enc_module, gen_module, formats) ->
     ExportCheckError
         A file above its gate (naming the stage, the runtime, the call and the figure).
     """
+    audio_calls = [(f"{n} samples", content.example_audio(n, seed=n)) for n in AUDIO_LENGTHS]
+    generator_calls = [
+        (f"T={frames} window=({skip}, {ret}, {ret2})",
+         _seeded_noise(generator.example_inputs(gen_module, frames, skip, ret, ret2, seed=frames), gen_module, frames))
+        for frames, skip, ret, ret2 in GENERATOR_WINDOWS
+    ]  # fmt: skip
+    stages = [("content_encoder", enc_module, content.INPUT_NAMES, audio_calls),
+              ("generator", gen_module, gen_module.input_names, generator_calls)]
+    if rmvpe_module is not None:
+        stages.append(("rmvpe", rmvpe_module, rmvpe_export.INPUT_NAMES, audio_calls))
     figures: dict[str, dict[str, float]] = {}
     for fmt in formats:
-        enc_run = runner(fmt, folder / models["content_encoder"]["files"][fmt], content.INPUT_NAMES)
-        worst = 0.0
-        for n in AUDIO_LENGTHS:
-            (audio,) = content.example_audio(n, seed=n)
-            err = rel_l2(enc_run(audio).numpy(), enc_module(audio).numpy())
-            _gate("content_encoder", fmt, f"{n} samples", err)
-            worst = max(worst, err)
-        figures.setdefault("content_encoder", {})[fmt] = worst
-        gen_run = runner(fmt, folder / models["generator"]["files"][fmt], gen_module.input_names)
-        worst = 0.0
-        for frames, skip, ret, ret2 in GENERATOR_WINDOWS:
-            inputs = generator.example_inputs(gen_module, frames, skip, ret, ret2, seed=frames)
-            inputs = _seeded_noise(inputs, gen_module, seed=frames)
-            err = rel_l2(gen_run(*inputs).numpy(), gen_module(*inputs).numpy())
-            _gate("generator", fmt, f"T={frames} window=({skip}, {ret}, {ret2})", err)
-            worst = max(worst, err)
-        figures.setdefault("generator", {})[fmt] = worst
+        for stage, module, names, calls in stages:
+            run = runner(fmt, folder / models[stage]["files"][fmt], names)
+            worst = 0.0
+            for call, inputs in calls:
+                err = rel_l2(run(*inputs).numpy(), module(*inputs).numpy())
+                _gate(stage, fmt, call, err)
+                worst = max(worst, err)
+            figures.setdefault(stage, {})[fmt] = worst
     return figures
 
 

@@ -34,6 +34,9 @@ class F0Estimator:
         harvest only: median filter kernel size over frames when > 2 (must then be odd, <= 7).
     device : str
         Torch device for crepe/rmvpe/fcpe.
+    rmvpe_model : object, optional
+        A built RMVPE (``infer_from_audio(x16k, threshold)``) instead of ``rmvpe_path``: the
+        exported one of a bundle.
 
     Models load on first use and stay cached in this object.  The three entry points follow
     upstream RVC's three ways of analysing audio (see :mod:`rvc_lab.f0.base`):
@@ -55,10 +58,11 @@ class F0Estimator:
         rmvpe_path: Optional[Union[str, os.PathLike]] = None,
         filter_radius: int = 3,
         device: Union[str, torch.device] = "cpu",
+        rmvpe_model=None,
     ) -> None:
         if method not in METHODS:
             raise SettingsError(f"f0 method {method!r} is unknown (--f0-method); choose one of {', '.join(METHODS)}")
-        if method == "rmvpe" and not rmvpe_path:
+        if method == "rmvpe" and not rmvpe_path and rmvpe_model is None:
             raise SettingsError("f0 method 'rmvpe' needs the RMVPE model file (--rmvpe / rmvpe_path)")
         if isinstance(filter_radius, bool) or int(filter_radius) != filter_radius or not 0 <= filter_radius <= MAX_FILTER_RADIUS:
             raise SettingsError(f"filter_radius must be an integer 0..{MAX_FILTER_RADIUS}, got {filter_radius!r}")
@@ -69,6 +73,7 @@ class F0Estimator:
             )
         self.method = method
         self.rmvpe_path = os.fspath(rmvpe_path) if rmvpe_path else None
+        self.rmvpe_model = rmvpe_model
         self.filter_radius = filter_radius
         self.device = device
         self._impl: Optional[PitchMethod] = None
@@ -93,7 +98,7 @@ class F0Estimator:
         if self.method in ("crepe", "crepe-tiny"):
             return CrepePitch("full" if self.method == "crepe" else "tiny", device=str(self.device))
         if self.method == "rmvpe":
-            return RmvpePitch(self.rmvpe_path, device=self.device)
+            return RmvpePitch(self.rmvpe_path, device=self.device, model=self.rmvpe_model)
         return FcpePitch(device=self.device)
 
     def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:

@@ -27,10 +27,13 @@ MIN_SAMPLES = 513
 class RmvpePitch(WholeSignalPitch):
     name = "rmvpe"
 
-    def __init__(self, model_path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> None:
-        self.model_path = os.fspath(model_path)
+    def __init__(self, model_path: Union[str, os.PathLike, None], device: Union[str, torch.device] = "cpu",
+                 model=None) -> None:
+        # ``model``: an already built estimator with ``infer_from_audio(x16k, threshold)``, e.g. an
+        # exported RMVPE (rvc_lab.export.backends.ExportedRMVPE); then no file is loaded
+        self.model_path = os.fspath(model_path) if model_path else None
         self.device = device
-        self._model = None
+        self._model = model
 
     @property
     def model(self):

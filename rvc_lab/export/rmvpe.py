@@ -1,0 +1,61 @@
+"""RMVPE for export: 16 kHz audio -> pitch salience, mel front end inside the graph.
+
+Input ``audio`` [1, N] float32 at 16 kHz (N >= 513); output ``salience`` [1, N // 160 + 1, 360]
+float32 in (0, 1), frame i centred on sample 160 i.  The host decodes it as
+:func:`rvc_lab.models.rmvpe.salience_to_hz` does (docs/bundle.md §8): per frame the salience-weighted
+mean of the cents of bins peak-4..peak+4 (bin b = 20 b + 1997.379 cents), f0 = 10 * 2^(cents/1200),
+unvoiced where the peak is <= 0.03 (upstream's threshold).
+
+The STFT is written as a convolution with a windowed DFT basis (ONNX's exporter has no complex
+tensors): same sums as ``torch.stft``, float32 rounding apart (checked by the self-check).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rvc_lab.models.rmvpe import FRAME_MULTIPLE, HOP_LENGTH, LOG_FLOOR, N_BINS, N_FFT, RMVPE
+
+INPUT_NAMES = ["audio"]
+OUTPUT_NAMES = ["salience"]
+DYNAMIC_AXES = {"audio": {1: "N"}, "salience": {1: "frames"}}
+
+
+class RMVPEExport(nn.Module):
+    """Front end + network of an :class:`RMVPE`, ``[1, N] -> [1, N // 160 + 1, 360]``."""
+
+    def __init__(self, rmvpe: RMVPE):
+        super().__init__()
+        self.net = rmvpe.net
+        self.register_buffer("mel_basis", rmvpe.front_end.mel_basis.clone())
+        n = torch.arange(N_FFT, dtype=torch.float64)
+        k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+        window = torch.hann_window(N_FFT, dtype=torch.float64)
+        angle = 2 * math.pi * k * n / N_FFT
+        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # [2 * 513, 1024]
+        self.register_buffer("dft", basis.float().unsqueeze(1))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
+        spec = F.conv1d(x, self.dft, stride=HOP_LENGTH)  # [1, 2 * 513, frames]
+        re, im = spec[:, : N_FFT // 2 + 1], spec[:, N_FFT // 2 + 1 :]
+        magnitude = torch.sqrt(re.pow(2) + im.pow(2))
+        mel = torch.log(torch.clamp(torch.matmul(self.mel_basis, magnitude), min=LOG_FLOOR))
+        frames = mel.shape[-1]
+        pad = (FRAME_MULTIPLE - frames % FRAME_MULTIPLE) % FRAME_MULTIPLE
+        mel = F.pad(mel, (0, pad))
+        return self.net(mel)[:, :frames]
+
+
+def example_audio(n: int = 8000, seed: int = 0) -> tuple[torch.Tensor]:
+    return (0.3 * torch.randn(1, n, generator=torch.Generator().manual_seed(seed)),)
+
+
+def io_spec() -> dict:
+    return {"inputs": [{"name": "audio", "dtype": "float32", "shape": [1, "N"]}],
+            "outputs": [{"name": "salience", "dtype": "float32", "shape": [1, "floor(N / 160) + 1", N_BINS]}],
+            "decode": {"threshold": 0.03, "local_radius": 4, "cents_of_bin0": 1997.3794084376191,
+                       "cents_per_bin": 20.0, "hz": "10 * 2 ** (cents / 1200)"}}
