@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             from rvc_lab.export.backends import models_from_bundle
             from rvc_lab.export.bundle import cached_bundle
 
-            bundle = cached_bundle(paths["demo_v2_40k_f0"], voice["hubert"], voice["index"])
+            bundle = cached_bundle(paths["demo_v2_40k_f0"], voice["hubert"], voice["index"], rmvpe=paths["rmvpe"])
             by_backend[backend] = models_from_bundle(bundle, backend, rmvpe=paths["rmvpe"])
     rows = []
     for label, kw in CONFIGS:
