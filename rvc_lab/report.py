@@ -281,6 +281,8 @@ class ReportPlan:
         {"block_time": 0.1, "extra_time": 0.5, "f0_method": "fcpe"},
     )
     latency_seconds: float = 2.5
+    #: Exported backends timed beside torch eager (the voice is exported once into the cache).
+    backends: tuple = ("torchscript", "onnx")
     #: Signals the random-weight rmvpe runs on (its accuracy means nothing; only its cost does).
     synthetic_rmvpe_signals: tuple = ("complex_220", "glide_120_480", "noisy_220_snr10")
 
@@ -292,7 +294,7 @@ class ReportPlan:
                    bench_signals=("sine_440", "complex_220", "glide_120_480", "gaps_200"), bench_seconds=0.5,
                    parity_extra_times=(0.1, 0.5), parity_block_times=(0.2,), parity_f0="pm",
                    latency_configs=({"block_time": 0.2, "extra_time": 0.3, "f0_method": "fcpe"},),
-                   latency_seconds=1.0)
+                   latency_seconds=1.0, backends=("onnx",))
 
 
 # ----------------------------------------------------------------------------- running
@@ -314,6 +316,8 @@ class ReportData:
     latency: list = field(default_factory=list)
     scaling: pd.DataFrame | None = None
     scaling_fit: pd.DataFrame | None = None
+    backends: pd.DataFrame | None = None
+    backends_settings: object = None
     audio_clips: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -378,6 +382,11 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
         data.latency.append(profile_stream(models, lat_audio, sr, s, threads=threads, label=label))
     timings["latency profile"] = time.perf_counter() - t
 
+    if plan.backends:
+        t = time.perf_counter()
+        data.backends, data.backends_settings = _backend_section(voice, models, lat_audio, sr, plan)
+        timings["backends"] = time.perf_counter() - t
+
     t = time.perf_counter()
     from rvc_lab.perf import scaling_study
 
@@ -396,6 +405,24 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
         # timings move with the machine's load: say what it was at the end too
         data.environment["load_average_at_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return data
+
+
+def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan: ReportPlan):
+    """The first latency configuration on torch eager and on each exported backend of ``plan``."""
+    from rvc_lab.convert.streaming import StreamSettings
+    from rvc_lab.export.backends import models_from_bundle
+    from rvc_lab.export.bundle import cached_bundle
+    from rvc_lab.export.compare import compare_backends
+
+    cfg = {k: v for k, v in plan.latency_configs[0].items() if k != "threads"}
+    if cfg.get("f0_method") == "rmvpe" and not voice.rmvpe:
+        cfg["f0_method"] = "fcpe"
+    if models.index is not None:
+        cfg.setdefault("index_rate", LATENCY_INDEX_RATE)
+    settings = StreamSettings(**cfg)
+    bundle = cached_bundle(voice.model, voice.hubert, voice.index, rmvpe=voice.rmvpe)
+    by_backend = {"torch": models, **{b: models_from_bundle(bundle, b, rmvpe=voice.rmvpe) for b in plan.backends}}
+    return compare_backends(by_backend, audio, sr, settings), settings
 
 
 def _aligned_stream(result) -> np.ndarray:
@@ -617,6 +644,16 @@ def render_html(data: ReportData) -> str:
         parts.append(_img(plots.plot_load_histogram(lp0.trace), f"load histogram {lp0.label}"))
         parts.append(f"<p>Stage times of <b>{esc(lp0.label)}</b> (ms):</p>")
         parts.append(_table(lp0.stages.reset_index().rename(columns={"index": "stage"})))
+    if data.backends is not None:
+        s = data.backends_settings
+        parts.append("<h3>Backends: torch eager, TorchScript, ONNX Runtime</h3>")
+        parts.append(
+            f"<p>The same stream (block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, "
+            f"{esc(s.f0_method if data.voice_summary.get('f0', True) else 'no F0')}, noise off) with the "
+            "content encoder, generator and RMVPE run from exported files (<code>rvc-lab export</code>, "
+            "<code>--backend</code>), median ms per block. <code>rel_l2_vs_torch</code>: how far the streamed "
+            "output moves from eager's; the SOLA offsets of every block should be the same.</p>")
+        parts.append(_table(data.backends.reset_index(), digits=3))
     if data.scaling is not None:
         from rvc_lab import perf_plots
 
@@ -675,6 +712,8 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
     if data.latency:
         put("latency_trace.csv", data.latency[0].trace.to_csv(index=False))
         put("latency_summary.csv", pd.DataFrame([lp.row() for lp in data.latency]).to_csv(index=False))
+    if data.backends is not None:
+        put("backends.csv", data.backends.to_csv())
     if data.scaling is not None:
         put("scaling.csv", data.scaling.to_csv(index=False))
         put("scaling_fit.csv", data.scaling_fit.to_csv(index_label="precision"))

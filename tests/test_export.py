@@ -298,3 +298,25 @@ def test_failed_self_check_leaves_no_bundle(monkeypatch, parity_assets, tmp_path
         export_bundle(out, model=_voice(parity_assets, "rvcref_v2_32k_nof0"), hubert=parity_assets / "assets/hubert_base",
                       formats="torchscript")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_backends_table(bundle_v2, parity_assets):
+    """The report's backend table: eager is its own reference; exported runs stay within the gate."""
+    import soundfile as sf
+
+    from rvc_lab.convert.models import ConverterModels
+    from rvc_lab.convert.streaming import StreamSettings
+    from rvc_lab.export.compare import compare_backends
+
+    a = parity_assets
+    torch_models = ConverterModels.load(_voice(a, "rvcref_v2_40k_f0"), hubert=a / "assets/hubert_base",
+                                        index=a / V2_INDEX, rmvpe=a / RMVPE)
+    by_backend = {"torch": torch_models, **{b: models_from_bundle(bundle_v2, b) for b in BACKENDS}}
+    x, sr = sf.read(a / "audio/synth_48k.wav", dtype="float32")
+    settings = StreamSettings(block_time=0.25, extra_time=0.5, f0_method="rmvpe", index_rate=0.5, seed=3)
+    table = compare_backends(by_backend, x[: int(1.5 * sr)], sr, settings)
+    print(table.to_string())
+    assert list(table.index) == ["torch", "torchscript", "onnx"]
+    assert table.loc["torch", "rel_l2_vs_torch"] == 0.0 and table.loc["torch", "total_vs_torch"] == 1.0
+    assert (table["rel_l2_vs_torch"] <= UPSTREAM_REL_L2).all() and table["sola_offsets_equal"].all()
+    assert (table[["content_features", "f0", "generator"]] > 0).all().all()

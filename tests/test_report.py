@@ -30,7 +30,7 @@ def report_dir(tmp_path_factory, demo_assets):
 def test_report_files_and_content(report_dir):
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "scaling.csv",
-                 "scaling_fit.csv", "report.json"):
+                 "scaling_fit.csv", "backends.csv", "report.json"):
         assert (report_dir / name).stat().st_size > 0, name
     assert not list(report_dir.glob(".*.tmp")), "temporary files left behind"
     # self-contained: every src/href is inline data or an in-page anchor
@@ -41,7 +41,8 @@ def test_report_files_and_content(report_dir):
     assert len(images) >= 8
     # the sections, and the plain statement about random weights
     for heading in ("F0 accuracy on test tones", "Streaming vs offline", "Latency per stage",
-                    "Cost against extra time and block time", "Metric tables", "Environment"):
+                    "Cost against extra time and block time", "Backends: torch eager, TorchScript, ONNX Runtime",
+                    "Metric tables", "Environment"):
         assert heading in page
     assert "synthetic (seeded random numbers), not trained" in page
     summary = json.loads((report_dir / "report.json").read_text())
@@ -51,6 +52,12 @@ def test_report_files_and_content(report_dir):
 
 def test_report_tables_hold_measurements(report_dir):
     import pandas as pd
+
+    from tests.tolerances import UPSTREAM_REL_L2
+
+    backends = pd.read_csv(report_dir / "backends.csv", index_col="backend")
+    assert list(backends.index) == ["torch", "onnx"]  # the quick plan exports to ONNX only
+    assert backends.loc["onnx", "rel_l2_vs_torch"] <= UPSTREAM_REL_L2 and backends["sola_offsets_equal"].all()
 
     bench = pd.read_csv(report_dir / "f0_bench.csv")
     ok = bench[bench.status == "ok"]
