@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from rvc_lab import cli
-from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.errors import ModelFileError
 from rvc_lab.export import selfcheck
 from rvc_lab.export.backends import models_from_bundle, runner
 from rvc_lab.export.bundle import BUNDLE_FORMAT, MANIFEST, cached_bundle, export_bundle, read_manifest

@@ -183,15 +183,29 @@ def read_manifest(bundle) -> dict:
     return manifest
 
 
+def _exporter_source_hash() -> str:
+    """sha256 of the code that decides what an exported graph computes (export/ and models/)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("export/*.py"), *root.glob("models/*.py")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def bundle_cache_dir(model, hubert, index=None, formats=FORMATS, precision: str = "fp32", rmvpe=None) -> Path:
-    """Where :func:`cached_bundle` keeps the bundle of these source files (keyed by their content)."""
+    """Where :func:`cached_bundle` keeps the bundle of these source files.
+
+    Keyed by the content of the files, the formats and precision, the torch version and the
+    exporter's own source, so a changed exporter never serves a stale bundle.
+    """
     from rvc_lab.files.synthetic import default_cache_dir
     from rvc_lab.reference import fingerprint
 
     key = hashlib.sha256("|".join([fingerprint(model), fingerprint(hubert), fingerprint(index) if index else "-",
                                    fingerprint(rmvpe) if rmvpe else "-",
                                    ",".join(check_formats(formats)), precision, rvc_lab.__version__,
-                                   torch.__version__]).encode()).hexdigest()[:20]
+                                   torch.__version__, _exporter_source_hash()]).encode()).hexdigest()[:20]
     return default_cache_dir() / "bundles" / key
 
 

@@ -6,8 +6,9 @@ float32 in (0, 1), frame i centred on sample 160 i.  The host decodes it as
 mean of the cents of bins peak-4..peak+4 (bin b = 20 b + 1997.379 cents), f0 = 10 * 2^(cents/1200),
 unvoiced where the peak is <= 0.03 (upstream's threshold).
 
-The STFT is written as a convolution with a windowed DFT basis (ONNX's exporter has no complex
-tensors): same sums as ``torch.stft``, float32 rounding apart (checked by the self-check).
+TorchScript keeps ``torch.stft``.  For ONNX the STFT is written as a convolution with a windowed
+DFT basis (ONNX's exporter has no complex tensors): the same sums, float32 rounding apart (checked
+by the self-check).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class RMVPEExport(nn.Module):
     def __init__(self, rmvpe: RMVPE):
         super().__init__()
         self.net = rmvpe.net
+        self.front_end = rmvpe.front_end  # torch.stft: kept in TorchScript (exact, and the FFT is faster)
         self.register_buffer("mel_basis", rmvpe.front_end.mel_basis.clone())
         n = torch.arange(N_FFT, dtype=torch.float64)
         k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
@@ -39,15 +41,19 @@ class RMVPEExport(nn.Module):
         self.register_buffer("dft", basis.float().unsqueeze(1))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
-        spec = F.conv1d(x, self.dft, stride=HOP_LENGTH)  # [1, 2 * 513, frames]
-        re, im = spec[:, : N_FFT // 2 + 1], spec[:, N_FFT // 2 + 1 :]
-        magnitude = torch.sqrt(re.pow(2) + im.pow(2))
-        mel = torch.log(torch.clamp(torch.matmul(self.mel_basis, magnitude), min=LOG_FLOOR))
+        mel = self._dft_mel(audio) if torch.onnx.is_in_onnx_export() else self.front_end(audio)
         frames = mel.shape[-1]
         pad = (FRAME_MULTIPLE - frames % FRAME_MULTIPLE) % FRAME_MULTIPLE
         mel = F.pad(mel, (0, pad))
         return self.net(mel)[:, :frames]
+
+    def _dft_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """The log-mel of :class:`LogMelFrontEnd` with the STFT as a convolution (ONNX has no complex)."""
+        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
+        spec = F.conv1d(x, self.dft, stride=HOP_LENGTH)  # [1, 2 * 513, frames]
+        re, im = spec[:, : N_FFT // 2 + 1], spec[:, N_FFT // 2 + 1 :]
+        magnitude = torch.sqrt(re.pow(2) + im.pow(2))
+        return torch.log(torch.clamp(torch.matmul(self.mel_basis, magnitude), min=LOG_FLOOR))
 
 
 def example_audio(n: int = 8000, seed: int = 0) -> tuple[torch.Tensor]:
