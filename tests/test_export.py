@@ -265,6 +265,7 @@ def test_cli_bundle_flag_errors(bundle_nof0, parity_assets, tmp_path, capsys):
         (["--bundle", str(bundle_nof0), "--model", voice, "--backend", "onnx"], "not both (--model given with --bundle)"),
         (["--bundle", str(bundle_nof0)], "add --backend torchscript or --backend onnx"),
         (["--backend", "onnx"], "--model and --hubert required"),
+        (["--bundle", str(bundle_nof0), "--backend", "onnx", "--precision", "bf16"], "--precision bf16 applies to --backend torch"),
     ]
     for extra, message in cases:
         rc = cli.main(["convert", str(wav), "-o", str(tmp_path / "o.wav"), "--f0-method", "pm", *extra])

@@ -63,6 +63,9 @@ def check_voice_args(a: argparse.Namespace) -> None:
         missing = [f"--{f}" for f in ("model", "hubert") if not getattr(a, f, None)]
         if missing:
             raise SettingsError(f"{' and '.join(missing)} required (or --bundle with an exported voice)")
+    if backend != "torch" and getattr(a, "precision", "fp32") != "fp32":
+        raise SettingsError(f"--precision {a.precision} applies to --backend torch; exported files run at the "
+                            "precision they were exported in (fp32)")
     if backend == "onnx":
         require_onnx()
     for flag in ("model", "hubert", "index", "rmvpe"):
