@@ -113,12 +113,25 @@ class Workbench:
         self._models.pop(name, None)
         return vf
 
-    def models(self, name: str | None = None):
-        """Loaded :class:`ConverterModels` of a registered voice (cached)."""
+    def models(self, name: str | None = None, backend: str = "torch"):
+        """Loaded :class:`ConverterModels` of a registered voice (cached).
+
+        ``backend`` "torchscript" or "onnx": the content encoder, generator and RMVPE run from the
+        voice's exported bundle (exported once into the cache on first use).
+        """
         name = name or next(iter(self.voices))
-        if name not in self._models:
-            self._models[name] = self.voices[name].load()
-        return self._models[name]
+        key = name if backend == "torch" else (name, backend)
+        if key not in self._models:
+            if backend == "torch":
+                self._models[key] = self.voices[name].load()
+            else:
+                from rvc_lab.export.backends import models_from_bundle
+                from rvc_lab.export.bundle import cached_bundle
+
+                v = self.voices[name]
+                bundle = cached_bundle(v.model, v.hubert, v.index, rmvpe=v.rmvpe)
+                self._models[key] = models_from_bundle(bundle, backend, rmvpe=v.rmvpe)
+        return self._models[key]
 
     # inputs
     def add_input_file(self, path: str, name: str | None = None) -> str:
@@ -556,21 +569,27 @@ class LatencyPanel(Panel):
         self.wb = workbench
         self.chain = _ChainControls(workbench)
         self.threads = _slider(int, "torch threads", min(2, os.cpu_count() or 1), 1, max(1, os.cpu_count() or 1), 1)
+        from rvc_lab.export.backends import BACKENDS
+
+        # torch eager, or the voice's exported files (TorchScript, ONNX Runtime)
+        self.backend = _dropdown(BACKENDS, "torch", "backend")
         self.history: list = []
 
     def controls(self):
         import ipywidgets as w
 
         return [self.chain.source_row(), w.HBox([self.chain.block, self.chain.extra, self.chain.crossfade]),
-                self.threads]
+                w.HBox([self.threads, self.backend])]
 
     def compute(self):
         models, x, sr = self.chain.selection()
+        if self.backend.value != "torch":
+            models = self.wb.models(self.chain.voice.value, self.backend.value)
         x = x[: int(self.wb.config.latency_seconds * sr)]
         s = self.chain.stream_settings(noise=True)
         prof = profile_stream(models, x, sr, s, threads=self.threads.value,
                               label=f"{s.block_time * 1000:.0f} ms / {s.extra_time:g} s / {s.f0_method} / "
-                                    f"{self.threads.value} thr")
+                                    f"{self.threads.value} thr / {self.backend.value}")
         self.history.append(prof)
         return prof
 
