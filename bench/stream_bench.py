@@ -65,17 +65,11 @@ def main(argv=None) -> int:
     print(cpu_description(), flush=True)
     torch.set_num_threads(a.threads)
     paths = cached_demo_assets(seed=0)
-    voice = dict(hubert=paths["hubert"], index=paths["demo_v2_40k_f0_index"])
-    by_backend = {}
-    for backend in a.backends.split(","):
-        if backend == "torch":
-            by_backend[backend] = ConverterModels.load(paths["demo_v2_40k_f0"], rmvpe=paths["rmvpe"], **voice)
-        else:
-            from rvc_lab.export.backends import models_from_bundle
-            from rvc_lab.export.bundle import cached_bundle
-
-            bundle = cached_bundle(paths["demo_v2_40k_f0"], voice["hubert"], voice["index"], rmvpe=paths["rmvpe"])
-            by_backend[backend] = models_from_bundle(bundle, backend, rmvpe=paths["rmvpe"])
+    # exported backends: the voice is exported once into the cache, RMVPE included
+    by_backend = {backend: ConverterModels.load(paths["demo_v2_40k_f0"], hubert=paths["hubert"],
+                                                index=paths["demo_v2_40k_f0_index"], rmvpe=paths["rmvpe"],
+                                                backend=backend)
+                  for backend in a.backends.split(",")}
     rows = []
     for label, kw in CONFIGS:
         medians = {}

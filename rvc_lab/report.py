@@ -64,11 +64,11 @@ class VoiceFiles:
     rmvpe: str | None = None
     synthetic: bool = False
 
-    def load(self):
-        """:class:`rvc_lab.convert.models.ConverterModels` for these files."""
+    def load(self, backend: str = "torch"):
+        """:class:`rvc_lab.convert.models.ConverterModels` for these files (``backend``: see ``ConverterModels.load``)."""
         from rvc_lab.convert.models import ConverterModels
 
-        return ConverterModels.load(self.model, hubert=self.hubert, index=self.index, rmvpe=self.rmvpe)
+        return ConverterModels.load(self.model, hubert=self.hubert, index=self.index, rmvpe=self.rmvpe, backend=backend)
 
 
 def demo_voice_files(voice: str = DEMO_VOICE, seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None,
@@ -410,8 +410,6 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
 def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan: ReportPlan):
     """The first latency configuration on torch eager and on each exported backend of ``plan``."""
     from rvc_lab.convert.streaming import StreamSettings
-    from rvc_lab.export.backends import models_from_bundle
-    from rvc_lab.export.bundle import cached_bundle
     from rvc_lab.export.compare import compare_backends
 
     cfg = {k: v for k, v in plan.latency_configs[0].items() if k != "threads"}
@@ -420,8 +418,7 @@ def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan
     if models.index is not None:
         cfg.setdefault("index_rate", LATENCY_INDEX_RATE)
     settings = StreamSettings(**cfg)
-    bundle = cached_bundle(voice.model, voice.hubert, voice.index, rmvpe=voice.rmvpe)
-    by_backend = {"torch": models, **{b: models_from_bundle(bundle, b, rmvpe=voice.rmvpe) for b in plan.backends}}
+    by_backend = {"torch": models, **{b: voice.load(b) for b in plan.backends}}
     return compare_backends(by_backend, audio, sr, settings), settings
 
 

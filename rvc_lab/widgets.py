@@ -122,15 +122,7 @@ class Workbench:
         name = name or next(iter(self.voices))
         key = name if backend == "torch" else (name, backend)
         if key not in self._models:
-            if backend == "torch":
-                self._models[key] = self.voices[name].load()
-            else:
-                from rvc_lab.export.backends import models_from_bundle
-                from rvc_lab.export.bundle import cached_bundle
-
-                v = self.voices[name]
-                bundle = cached_bundle(v.model, v.hubert, v.index, rmvpe=v.rmvpe)
-                self._models[key] = models_from_bundle(bundle, backend, rmvpe=v.rmvpe)
+            self._models[key] = self.voices[name].load(backend)
         return self._models[key]
 
     # inputs

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 
-from rvc_lab.errors import SettingsError
+from rvc_lab.cli.options import check_paths_exist
 from rvc_lab.export.formats import FORMATS
 
 log = logging.getLogger("rvc_lab")
@@ -16,10 +15,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from rvc_lab.export.bundle import check_export_args, export_bundle
 
     check_export_args(a.output, a.formats, a.precision)
-    for flag in ("model", "hubert", "rmvpe", "index"):
-        path = getattr(a, flag)
-        if path and not os.path.exists(path):
-            raise SettingsError(f"--{flag} {path}: no such file or directory")
+    check_paths_exist(a, ("model", "hubert", "rmvpe", "index"))
     manifest = export_bundle(a.output, model=a.model, hubert=a.hubert, rmvpe=a.rmvpe, index=a.index,
                              formats=a.formats, precision=a.precision)
     checks = ", ".join(f"{stage} {fmt} {err:.2g}" for stage, by_fmt in manifest["self_check"].items()

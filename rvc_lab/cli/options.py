@@ -68,13 +68,18 @@ def check_voice_args(a: argparse.Namespace) -> None:
                             "precision they were exported in (fp32)")
     if backend == "onnx":
         require_onnx()
-    for flag in ("model", "hubert", "index", "rmvpe"):
-        path = getattr(a, flag, None)
-        if path and not os.path.exists(path):
-            raise SettingsError(f"--{flag} {path}: no such file or directory")
+    check_paths_exist(a, ("model", "hubert", "index", "rmvpe"))
     if getattr(a, "f0_method", None) == "rmvpe" and not getattr(a, "rmvpe", None) and not _bundle_has_rmvpe(bundle):
         raise SettingsError("--f0-method rmvpe (the default) needs --rmvpe rmvpe.pt; or choose another "
                             f"--f0-method ({', '.join(m for m in METHODS if m != 'rmvpe')})")
+
+
+def check_paths_exist(a: argparse.Namespace, flags) -> None:
+    """Every path option in ``flags`` that was given exists (``SettingsError`` naming the option)."""
+    for flag in flags:
+        path = getattr(a, flag, None)
+        if path and not os.path.exists(path):
+            raise SettingsError(f"--{flag} {path}: no such file or directory")
 
 
 def _bundle_has_rmvpe(bundle) -> bool:
@@ -95,10 +100,8 @@ def load_models(a: argparse.Namespace) -> ConverterModels:
     ``--bundle`` given, else the voice's bundle in the cache (exported on first use).
     """
     backend = getattr(a, "backend", "torch")
-    if backend == "torch":
-        return ConverterModels.load(a.model, hubert=a.hubert, index=a.index, rmvpe=a.rmvpe)
-    from rvc_lab.export.backends import models_from_bundle
-    from rvc_lab.export.bundle import cached_bundle
+    if getattr(a, "bundle", None):
+        from rvc_lab.export.backends import models_from_bundle
 
-    bundle = getattr(a, "bundle", None) or cached_bundle(a.model, a.hubert, a.index, rmvpe=a.rmvpe)
-    return models_from_bundle(bundle, backend, rmvpe=a.rmvpe)
+        return models_from_bundle(a.bundle, backend, rmvpe=a.rmvpe)
+    return ConverterModels.load(a.model, hubert=a.hubert, index=a.index, rmvpe=a.rmvpe, backend=backend)

@@ -47,8 +47,12 @@ class ConverterModels:
 
     @classmethod
     def load(cls, model: str | os.PathLike, *, hubert: str | os.PathLike | None,
-             index: str | os.PathLike | None = None, rmvpe: str | os.PathLike | None = None) -> "ConverterModels":
+             index: str | os.PathLike | None = None, rmvpe: str | os.PathLike | None = None,
+             backend: str = "torch") -> "ConverterModels":
         """Load a voice ``.pth``, a content encoder (fairseq ``hubert_base.pt`` or HF dir) and an optional index.
+
+        ``backend`` "torchscript" or "onnx": the content encoder, generator (and RMVPE) run from
+        the voice's bundle, exported once into the cache (:func:`rvc_lab.export.bundle.cached_bundle`).
 
         Raises
         ------
@@ -57,6 +61,11 @@ class ConverterModels:
         """
         if hubert is None:
             raise SettingsError("no content encoder given: pass --hubert hubert_base.pt (fairseq) or a Hugging Face HuBERT directory")
+        if backend != "torch":
+            from rvc_lab.export.backends import models_from_bundle
+            from rvc_lab.export.bundle import cached_bundle
+
+            return models_from_bundle(cached_bundle(model, hubert, index, rmvpe=rmvpe), backend, rmvpe=rmvpe)
         voice = load_voice(model)
         feature_index = load_index(index, expected_dim=voice.feature_dim) if index else None
         encoder = load_content_encoder(hubert)

@@ -195,11 +195,11 @@ def prepare_for_export(synth: Synthesizer) -> None:
 
 
 def example_inputs(gen: StreamingGenerator, frames: int, skip_head: int = 0, return_length: int | None = None,
-                   return_length2: int | None = None, feature_dim: int | None = None, seed: int = 0):
+                   return_length2: int | None = None, seed: int = 0):
     """Inputs of one call in :attr:`StreamingGenerator.input_names` order (zeros as noise)."""
     ret = frames - skip_head if return_length is None else return_length
     ret2 = ret if return_length2 is None else return_length2
-    c = feature_dim or gen.synth.spec.feature_dim
+    c = gen.synth.spec.feature_dim
     rng = torch.Generator().manual_seed(seed)
     phone = torch.randn(1, frames, c, generator=rng)
     flow = frames - max(skip_head - FLOW_CONTEXT_FRAMES, 0)

@@ -32,7 +32,6 @@ class RMVPEExport(nn.Module):
         super().__init__()
         self.net = rmvpe.net
         self.front_end = rmvpe.front_end  # torch.stft: kept in TorchScript (exact, and the FFT is faster)
-        self.register_buffer("mel_basis", rmvpe.front_end.mel_basis.clone())
         n = torch.arange(N_FFT, dtype=torch.float64)
         k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
         window = torch.hann_window(N_FFT, dtype=torch.float64)
@@ -53,7 +52,7 @@ class RMVPEExport(nn.Module):
         spec = F.conv1d(x, self.dft, stride=HOP_LENGTH)  # [1, 2 * 513, frames]
         re, im = spec[:, : N_FFT // 2 + 1], spec[:, N_FFT // 2 + 1 :]
         magnitude = torch.sqrt(re.pow(2) + im.pow(2))
-        return torch.log(torch.clamp(torch.matmul(self.mel_basis, magnitude), min=LOG_FLOOR))
+        return torch.log(torch.clamp(torch.matmul(self.front_end.mel_basis, magnitude), min=LOG_FLOOR))
 
 
 def example_audio(n: int = 8000, seed: int = 0) -> tuple[torch.Tensor]:
