@@ -7,11 +7,16 @@ pitch error, octave errors, cents error and F0 correlation).  Speed is reported 
 of computation per second of audio, with model loading excluded by a warm-up call.
 
 ``rvc-lab f0-bench [-o RESULTS.csv] [--methods ...] [--rmvpe PATH]`` is :func:`main_f0_bench`.
+With ``--dataset DIR --layout L`` it scores a pitch dataset instead (:mod:`rvc_lab.pitch_datasets`):
+each (method, utterance) is a cell of a voice-less sweep (:mod:`rvc_lab.sweep`, Dask, cached, so
+a stopped run resumes) and :func:`dataset_summary` gives each metric's mean over the utterances
+with a bootstrap 95 % interval.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import Callable, Iterable, Mapping, Sequence
@@ -31,6 +36,8 @@ __all__ = [
     "RESULT_COLUMNS",
     "run_f0_bench",
     "bench_summary",
+    "run_dataset_bench",
+    "dataset_summary",
     "build_f0_bench_parser",
     "main_f0_bench",
 ]
@@ -177,6 +184,92 @@ def bench_summary(results: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def run_dataset_bench(root, layout: str, methods: Iterable[str] | None = None, rmvpe_path: str | None = None,
+                      out=None, workers: int | None = None, scheduler: str | None = None, serial: bool = False,
+                      seconds: float | None = None, progress: bool = True) -> pd.DataFrame:
+    """Score F0 methods on a pitch dataset, one sweep cell per (method, utterance).
+
+    Parameters
+    ----------
+    root, layout
+        The dataset folder and its layout (:data:`rvc_lab.pitch_datasets.LAYOUTS`).
+    methods : iterable of str, optional
+        Default: every method of ``rvc_lab.f0.METHODS`` (``rmvpe`` only with ``rmvpe_path``).
+    out : path-like, optional
+        Sweep folder (cell cache and tidy results; default ``f0bench-<dataset>-<layout>``).
+    workers, scheduler, serial
+        Where the cells run (:func:`rvc_lab.sweep.run_study`).
+    seconds : float, optional
+        Cut each utterance to this many seconds (default: whole files).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (method, utterance): ``method``, ``signal``, ``status``, ``reason``,
+        ``ms_per_s`` and the metrics of :data:`rvc_lab.metrics.f0.F0_METRIC_NAMES`.
+    """
+    from pathlib import Path
+
+    from rvc_lab.sweep import run_study, study_from_dict
+
+    method_list = list(_all_methods() if methods is None else methods)
+    if "rmvpe" in method_list and not rmvpe_path:
+        logger.info("f0-bench: rmvpe left out: no rmvpe.pt given (--rmvpe PATH)")
+        method_list.remove("rmvpe")
+    if not method_list:
+        from rvc_lab.errors import SettingsError
+
+        raise SettingsError("f0-bench --dataset: no method to run")
+    root = Path(root)
+    study = study_from_dict({"name": f"f0bench-{root.resolve().name}", "inputs": [{"dataset": os.fspath(root),
+                             "layout": layout}], "grid": {"f0_method": method_list}, "measure": ["f0", "cost"],
+                             "seconds": seconds, "rmvpe": rmvpe_path})
+    out = Path(out) if out else Path(f"f0bench-{root.resolve().name}-{layout}")
+    table = run_study(study, out, workers=workers, scheduler=scheduler, serial=serial, progress=progress).table
+    return _per_utterance(table)
+
+
+def _per_utterance(table: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's tidy rows as one row per (method, utterance)."""
+    rows = []
+    for (method, signal), group in table.groupby(["f0_method", "input"], sort=False):
+        errors = group[group["status"] == "error"]
+        values = dict(zip(group["metric"], group["value"]))
+        rows.append({"method": method, "signal": signal, "status": "error" if len(errors) else "ok",
+                     "reason": "; ".join(errors["reason"]), "ms_per_s": values.get("f0_ms_per_s", np.nan),
+                     **{m: values.get(m, np.nan) for m in F0_METRIC_NAMES}})
+    return pd.DataFrame(rows, columns=["method", "signal", "status", "reason", "ms_per_s", *F0_METRIC_NAMES])
+
+
+def dataset_summary(results: pd.DataFrame, confidence: float = 0.95, n_resamples: int = 1000) -> pd.DataFrame:
+    """Per method: utterances scored, and each metric's mean with a bootstrap interval.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        :func:`run_dataset_bench`'s table (or :func:`run_f0_bench`'s).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by method; columns ``ok`` and, for ``ms_per_s`` and every metric, ``<name>``
+        (mean over utterances), ``<name>_lo`` and ``<name>_hi`` (percentile bootstrap over
+        utterances, :func:`rvc_lab.metrics.stats.bootstrap_mean_ci`, seeded).
+    """
+    from rvc_lab.metrics.stats import bootstrap_mean_ci
+
+    ok = results[results["status"] == "ok"]
+    out = {}
+    for method in dict.fromkeys(results["method"]):
+        group = ok[ok["method"] == method]
+        row = {"ok": len(group)}
+        for name in ("ms_per_s", *F0_METRIC_NAMES):
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap_mean_ci(
+                group[name], n_resamples=n_resamples, confidence=confidence)
+        out[method] = row
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
 def build_f0_bench_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``f0-bench``'s options to ``parser`` (a new one when None) and return it."""
     if parser is None:
@@ -188,6 +281,14 @@ def build_f0_bench_parser(parser: argparse.ArgumentParser | None = None) -> argp
     parser.add_argument("--seconds", type=float, default=1.0, help="duration of each test signal, s (default 1)")
     parser.add_argument("--signals", nargs="+", metavar="NAME", choices=SUITE_NAMES,
                         help="subset of the tone suite (default: all)")
+    parser.add_argument("--dataset", metavar="DIR", help="score a pitch dataset instead of the tone suite")
+    parser.add_argument("--layout", help="its layout: mir1k, ptdb-tug, mdb-stem-synth or csv "
+                                         "(file names, hops and units: rvc_lab.pitch_datasets)")
+    parser.add_argument("--sweep-out", metavar="DIR", help="--dataset: cell cache and tidy results "
+                                                           "(default f0bench-<dataset>-<layout>; reused on rerun)")
+    parser.add_argument("--workers", type=int, help="--dataset: LocalCluster workers (default: one per core)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="--dataset: an existing Dask scheduler")
+    parser.add_argument("--serial", action="store_true", help="--dataset: run in this process")
     return parser
 
 
@@ -207,6 +308,8 @@ def main_f0_bench(args: argparse.Namespace | Sequence[str] | None = None) -> int
     """
     if not isinstance(args, argparse.Namespace):
         args = build_f0_bench_parser().parse_args(args)
+    if getattr(args, "dataset", None) or getattr(args, "layout", None):
+        return _main_dataset(args)
     suite = tone_suite(BENCH_SAMPLE_RATE, getattr(args, "seconds", 1.0), names=getattr(args, "signals", None))
     results = run_f0_bench(methods=getattr(args, "methods", None), rmvpe_path=getattr(args, "rmvpe", None), suite=suite)
     if getattr(args, "output", None):
@@ -218,5 +321,35 @@ def main_f0_bench(args: argparse.Namespace | Sequence[str] | None = None) -> int
     for _, row in problems.iterrows():
         sys.stdout.write(f"{row['method']}: {row['status']} ({row['reason']})\n")
     if getattr(args, "output", None):
+        sys.stdout.write(f"wrote {args.output} ({len(results)} rows)\n")
+    return 0 if not (results["status"] == "error").any() else 1
+
+
+def _main_dataset(args: argparse.Namespace) -> int:
+    """``f0-bench --dataset DIR --layout L``: the per-method summary with intervals."""
+    from rvc_lab.errors import SettingsError
+    from rvc_lab.pitch_datasets import check_layout
+
+    if not (args.dataset and args.layout):
+        raise SettingsError("f0-bench: --dataset and --layout go together")
+    check_layout(args.layout)
+    if args.signals or args.seconds != 1.0:
+        raise SettingsError("f0-bench --dataset scores whole utterances: --signals and --seconds are for the tone suite")
+    results = run_dataset_bench(args.dataset, args.layout, methods=args.methods, rmvpe_path=args.rmvpe,
+                                out=args.sweep_out, workers=args.workers, scheduler=args.scheduler,
+                                serial=args.serial)
+    if args.output:
+        write_text_atomic(args.output, results.to_csv(index=False))
+    summary = dataset_summary(results)
+    shown = summary[["ok"] + [c for name in ("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy",
+                                              "voicing_recall", "voicing_false_alarm", "gross_pitch_error",
+                                              "octave_error_rate", "ms_per_s")
+                               if name in summary for c in (name, f"{name}_lo", f"{name}_hi")]]
+    with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
+        sys.stdout.write(f"{summary['ok'].max()} utterance(s) of {args.dataset} ({args.layout}); "
+                         "mean [95 % bootstrap interval] per method\n" + shown.to_string() + "\n")
+    for _, row in results[results["status"] != "ok"].drop_duplicates(["method", "reason"]).iterrows():
+        sys.stdout.write(f"{row['method']}: {row['status']} ({row['reason']})\n")
+    if args.output:
         sys.stdout.write(f"wrote {args.output} ({len(results)} rows)\n")
     return 0 if not (results["status"] == "error").any() else 1

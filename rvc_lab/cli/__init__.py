@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "rvc_lab.cli.cases",  # check, reference make|compare
     "rvc_lab.cli.report",  # report
     "rvc_lab.cli.live",  # live (audio devices, measured latency)
+    "rvc_lab.cli.sweep",  # sweep (studies on Dask)
 )
 
 

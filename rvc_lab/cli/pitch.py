@@ -38,5 +38,5 @@ def add_parser(sub) -> None:
     s.add_argument("--pitch", type=float, default=0.0)
     s.set_defaults(func=cmd_f0)
 
-    s = build_f0_bench_parser(sub.add_parser("f0-bench", help="every F0 method on the ground-truth tone suite"))
+    s = build_f0_bench_parser(sub.add_parser("f0-bench", help="every F0 method on the ground-truth tone suite, or on a pitch dataset (--dataset)"))
     s.set_defaults(func=main_f0_bench)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["hz_to_cents", "f0_metrics", "F0_METRIC_NAMES", "MIR_EVAL_KEYS"]
+__all__ = ["hz_to_cents", "f0_metrics", "track_on_times", "F0_METRIC_NAMES", "MIR_EVAL_KEYS"]
 
 #: Keys of :func:`f0_metrics`' result that are rates or scores (the counts are separate).
 F0_METRIC_NAMES = (
@@ -140,3 +140,35 @@ def f0_metrics(
         "n_ref_voiced": n_rv,
         "n_both_voiced": n_both,
     }
+
+
+def track_on_times(f0_hz: np.ndarray, times_s: np.ndarray, new_times_s: np.ndarray) -> np.ndarray:
+    """An F0 track moved onto another time grid, as ``mir_eval.melody`` resamples an estimate.
+
+    Used to score a 10 ms track against a reference on its own grid (a dataset's 20 ms or
+    128/44100 s hop): frequencies are interpolated linearly between voiced frames, voicing is
+    held from the frame at or before each new time (zeroth order), and new times past the end
+    are unvoiced.
+
+    Parameters
+    ----------
+    f0_hz : np.ndarray, shape (T,)
+        Hz, <= 0 unvoiced.
+    times_s : np.ndarray, shape (T,)
+        Increasing frame times of ``f0_hz``, s.
+    new_times_s : np.ndarray, shape (M,)
+        Where the track is wanted, s (>= 0).
+
+    Returns
+    -------
+    np.ndarray, shape (M,)
+        Hz, 0 unvoiced.
+    """
+    import mir_eval.melody
+
+    f0 = np.asarray(f0_hz, dtype=np.float64)
+    voiced = (f0 > 0).astype(np.float64)
+    freq, voicing = mir_eval.melody.resample_melody_series(
+        np.asarray(times_s, dtype=np.float64), np.where(f0 > 0, f0, 0.0), voiced,
+        np.asarray(new_times_s, dtype=np.float64), kind="linear")
+    return np.where(voicing > 0.5, freq, 0.0)
