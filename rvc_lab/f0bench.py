@@ -211,7 +211,9 @@ def run_dataset_bench(root, layout: str, methods: Iterable[str] | None = None, r
     from pathlib import Path
 
     from rvc_lab.sweep import run_study, study_from_dict
+    from rvc_lab.sweep.runner import check_run_options
 
+    check_run_options(workers, scheduler, serial)  # before the dataset is listed
     method_list = list(_all_methods() if methods is None else methods)
     if "rmvpe" in method_list and not rmvpe_path:
         logger.info("f0-bench: rmvpe left out: no rmvpe.pt given (--rmvpe PATH)")

@@ -127,3 +127,5 @@ def test_bad_datasets_are_refused(tmp_path):
         read_reference(DatasetItem("x", "", str(bad_ref), "csv"))
     with pytest.raises(SettingsError, match="--dataset and --layout go together"):
         main_f0_bench(["--dataset", str(tmp_path)])
+    with pytest.raises(SettingsError, match="--workers 0: give 1 or more"):
+        main_f0_bench(["--dataset", str(tmp_path / "m"), "--layout", "mir1k", "--workers", "0"])

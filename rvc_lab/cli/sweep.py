@@ -15,16 +15,12 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     """Check the study and the options, run the missing cells, print what was done."""
     from rvc_lab.cpu import cpu_model
     from rvc_lab.sweep import load_study, run_study
+    from rvc_lab.sweep.runner import check_run_options
 
     out = Path(a.output)
     if out.exists() and not out.is_dir():
         raise SettingsError(f"-o {out} is a file; give a folder for the results")
-    if a.workers is not None and a.workers < 1:
-        raise SettingsError(f"--workers {a.workers}: give 1 or more")
-    if a.serial and (a.scheduler or a.workers):
-        raise SettingsError("--serial runs in this process: leave out --scheduler and --workers")
-    if a.scheduler and a.workers:
-        raise SettingsError("--workers sizes a LocalCluster: an existing cluster (--scheduler) has its own")
+    check_run_options(a.workers, a.scheduler, a.serial)  # before the study's files are read
     study = load_study(a.study)
     result = run_study(study, out, workers=a.workers, scheduler=a.scheduler, serial=a.serial,
                        progress=not a.no_progress, retry_errors=a.retry_errors)

@@ -171,14 +171,13 @@ def _rows(measure: str, values: dict) -> list[dict]:
 
 def measure_parity(cell, models, audio, sr, truth) -> list[dict]:
     from rvc_lab.parity import matching_offline_settings, stream_vs_offline
+    from rvc_lab.sweep.study import SETTING_KEYS
 
     s = stream_settings(cell.params)
     off_s = matching_offline_settings(s)
     key = (cell.voice, cell.params.get("backend", "torch"), cell.input, cell.seconds, repr(off_s))
     off = _offline_reference(models, key, audio, sr, off_s)
     summary = stream_vs_offline(models, audio, sr, s, off_s, offline_result=off).summary()
-    from rvc_lab.sweep.study import SETTING_KEYS
-
     # the summary repeats the settings (columns of the table already): keep the measured figures
     return _rows("parity", {k: v for k, v in summary.items()
                             if k not in SETTING_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)})
@@ -239,20 +238,21 @@ def run_cell(cell) -> dict:
             models = cached_models(cell.voice, cell.params.get("backend", "torch")) if cell.voice else None
         except Exception as exc:  # a bad input or voice fails every measurement of the cell
             log.warning("sweep cell %s failed to load: %s", cell.label(), first_line(exc))
-            rows = [_error_row(m, exc) for m in cell.measure]
+            rows = [error_row(m, exc) for m in cell.measure]
             return {"rows": rows, "wall_s": time.perf_counter() - start, "cpu_model": cpu_model()}
         for name in cell.measure:
             try:
                 rows.extend(MEASURES[name](cell, models, audio, sr, truth))
             except Exception as exc:
                 log.warning("sweep cell %s: %s failed: %s", cell.label(), name, first_line(exc))
-                rows.append(_error_row(name, exc))
+                rows.append(error_row(name, exc))
     finally:
         torch.set_num_threads(threads)
         blas.restore_original_limits()
     return {"rows": rows, "wall_s": time.perf_counter() - start, "cpu_model": cpu_model()}
 
 
-def _error_row(measure: str, exc: BaseException) -> dict:
+def error_row(measure: str, exc: BaseException) -> dict:
+    """The row a measurement that raised ``exc`` leaves (also for a cell whose worker died)."""
     return {"measure": measure, "metric": "", "value": float("nan"), "status": "error",
             "reason": f"{type(exc).__name__}: {first_line(exc)}"}

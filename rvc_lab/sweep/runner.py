@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from rvc_lab.sweep import cache
-from rvc_lab.sweep.measures import load_input, run_cell
+from rvc_lab.errors import SettingsError
+from rvc_lab.sweep.measures import error_row, load_input, run_cell
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def run_study(study, out: str | os.PathLike, *, workers: int | None = None, sche
 
     from rvc_lab.cpu import usable_cores
 
+    check_run_options(workers, scheduler, serial)
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,8 +109,7 @@ def run_study(study, out: str | os.PathLike, *, workers: int | None = None, sche
     keys = [cache.cell_key(c, voice_fp.get(c.voice, "-"), input_fp[c.input], env) for c in cells]
     records = {k: cache.read_record(out, k) for k in keys}
     if retry_errors:
-        records = {k: r if r and not any(row["status"] == "error" for row in r["rows"]) else None
-                   for k, r in records.items()}
+        records = {k: None if r and _has_error(r) else r for k, r in records.items()}
     todo = [(k, c) for k, c in zip(keys, cells) if records[k] is None]
     todo = list(dict(todo).items())  # identical cells (same key) are computed once
     cached = len(cells) - sum(1 for k in keys if records[k] is None)
@@ -139,8 +140,22 @@ def run_study(study, out: str | os.PathLike, *, workers: int | None = None, sche
 
     table = _table(study, cells, keys, records)
     paths = _write_results(table, out)
-    failed = sum(1 for k in dict.fromkeys(keys) if any(r["status"] == "error" for r in records[k]["rows"]))
+    failed = sum(1 for k in dict.fromkeys(keys) if _has_error(records[k]))
     return SweepResult(table, len(cells), len(todo), cached, failed, n_workers, time.perf_counter() - t0, paths)
+
+
+def _has_error(record: dict) -> bool:
+    return any(row["status"] == "error" for row in record["rows"])
+
+
+def check_run_options(workers: int | None, scheduler: str | None, serial: bool) -> None:
+    """Refuse contradictory placements (``rvc-lab sweep`` and ``f0-bench --dataset`` share them)."""
+    if workers is not None and workers < 1:
+        raise SettingsError(f"--workers {workers}: give 1 or more")
+    if serial and (scheduler or workers):
+        raise SettingsError("--serial runs in this process: leave out --scheduler and --workers")
+    if scheduler and workers:
+        raise SettingsError("--workers sizes a LocalCluster: an existing cluster (--scheduler) has its own")
 
 
 def _execute(todo, client):
@@ -158,12 +173,8 @@ def _execute(todo, client):
         try:
             yield key, fut.result()
         except Exception as exc:  # the worker died (run_cell itself never raises)
-            from rvc_lab.errors import first_line
-
-            yield key, {"rows": [{"measure": m, "metric": "", "value": float("nan"), "status": "error",
-                                  "reason": f"{type(exc).__name__}: {first_line(exc)}"}
-                                 for m in cells[key].measure],
-                        "wall_s": float("nan"), "cpu_model": ""}
+            yield key, {"rows": [error_row(m, exc) for m in cells[key].measure], "wall_s": float("nan"),
+                        "cpu_model": ""}
 
 
 def _table(study, cells, keys, records) -> pd.DataFrame:
