@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from rvc_lab.live_plots import plot_soak
     from rvc_lab.live_session import StreamPorts, check_devices, soak
     from rvc_lab.plots import figure_to_png
-    from rvc_lab.report import environment_info
+    from rvc_lab.environment import environment_info
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -25,8 +25,13 @@ import numpy as np
 import pandas as pd
 
 from rvc_lab.atomic import write_text_atomic
+from rvc_lab.errors import SettingsError
 from rvc_lab.f0 import METHODS, F0Estimator
 from rvc_lab.metrics.f0 import F0_METRIC_NAMES, f0_metrics
+from rvc_lab.metrics.stats import bootstrap_mean_ci
+from rvc_lab.pitch_datasets import check_layout
+from rvc_lab.sweep import run_study, study_from_dict
+from rvc_lab.sweep.runner import check_run_options
 from rvc_lab.testsignals import SUITE_NAMES, ToneCase, tone_suite
 
 logger = logging.getLogger(__name__)
@@ -210,17 +215,12 @@ def run_dataset_bench(root, layout: str, methods: Iterable[str] | None = None, r
     """
     from pathlib import Path
 
-    from rvc_lab.sweep import run_study, study_from_dict
-    from rvc_lab.sweep.runner import check_run_options
-
     check_run_options(workers, scheduler, serial)  # before the dataset is listed
     method_list = list(_all_methods() if methods is None else methods)
     if "rmvpe" in method_list and not rmvpe_path:
         logger.info("f0-bench: rmvpe left out: no rmvpe.pt given (--rmvpe PATH)")
         method_list.remove("rmvpe")
     if not method_list:
-        from rvc_lab.errors import SettingsError
-
         raise SettingsError("f0-bench --dataset: no method to run")
     root = Path(root)
     study = study_from_dict({"name": f"f0bench-{root.resolve().name}", "inputs": [{"dataset": os.fspath(root),
@@ -258,8 +258,6 @@ def dataset_summary(results: pd.DataFrame, confidence: float = 0.95, n_resamples
         (mean over utterances), ``<name>_lo`` and ``<name>_hi`` (percentile bootstrap over
         utterances, :func:`rvc_lab.metrics.stats.bootstrap_mean_ci`, seeded).
     """
-    from rvc_lab.metrics.stats import bootstrap_mean_ci
-
     ok = results[results["status"] == "ok"]
     out = {}
     for method in dict.fromkeys(results["method"]):
@@ -329,9 +327,6 @@ def main_f0_bench(args: argparse.Namespace | Sequence[str] | None = None) -> int
 
 def _main_dataset(args: argparse.Namespace) -> int:
     """``f0-bench --dataset DIR --layout L``: the per-method summary with intervals."""
-    from rvc_lab.errors import SettingsError
-    from rvc_lab.pitch_datasets import check_layout
-
     if not (args.dataset and args.layout):
         raise SettingsError("f0-bench: --dataset and --layout go together")
     check_layout(args.layout)

@@ -30,8 +30,9 @@ import numpy as np
 from rvc_lab import jack
 from rvc_lab.errors import SettingsError
 from rvc_lab.files.safe_load import require_file
-from rvc_lab.live import LiveAudioError, LiveConverter, latency_budget, load_sounddevice
+from rvc_lab.live import LiveAudioError, LiveConverter, latency_budget, load_sounddevice, rescan_devices
 from rvc_lab.metrics.latency import BurstTrain, LatencyEstimate, latency_line, noise_bursts, onset_delays, xcorr_delays
+from rvc_lab.perf import anon_rss_mb, rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +409,6 @@ def soak(live: LiveConverter, seconds: float, *, method: str, period_s: float | 
 
     import pandas as pd
 
-    from rvc_lab.perf import anon_rss_mb, rss_mb
-
     rows = []
     t0 = time.monotonic()
     _, logged = live.conversion_loads(0)
@@ -458,8 +457,6 @@ def private_jack_server():
     global _PRIVATE_JACK
     if _PRIVATE_JACK is None or not _PRIVATE_JACK.running():
         import atexit
-
-        from rvc_lab.live import rescan_devices
 
         server = jack.start_dummy_server()
         rescan_devices(jack_server=server.name)

@@ -21,14 +21,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rvc_lab.convert.runtime import compute_dtype
-from rvc_lab.convert.streaming import StreamGeometry, StreamSettings, StreamingConverter, stream_block_count
-from rvc_lab.instrument import StageTimer, summarize_trace
+from rvc_lab.convert.streaming import (
+    StreamGeometry,
+    StreamingConverter,
+    StreamSettings,
+    stream_block_count,
+    stream_file,
+)
+from rvc_lab.instrument import StageTimer, stage_summary, summarize_trace
 from rvc_lab.metrics.compare import compare_audio
 from rvc_lab.metrics.spectral import rel_l2
 from rvc_lab.parity import remove_subsonic
@@ -418,3 +426,84 @@ def peak_gflops(threads: int | None = None, size: int = 1024, dtype: str = "fp32
     finally:
         torch.set_num_threads(old)
     return 2 * size**3 / best / 1e9
+
+
+# ----------------------------------------------------------------------------- one stream's stage profile
+@dataclass
+class LatencyProfile:
+    """Stage timing of one streaming run.
+
+    Attributes
+    ----------
+    label : str
+    settings : StreamSettings
+    sr : int
+        Stream rate (Hz).
+    trace : pandas.DataFrame
+        One row per block, stage columns in ms (:meth:`rvc_lab.instrument.StageTimer.to_frame`).
+    load : dict
+        :func:`rvc_lab.instrument.summarize_trace` (load p50/p95/p99, overruns, blocks, ...).
+    stages : pandas.DataFrame
+        :func:`rvc_lab.instrument.stage_summary` (median and p95 ms per stage).
+    algorithmic_latency_ms : float
+        block + crossfade + SOLA search: what the chain adds before device buffers.
+    threads : int
+        torch intra-op threads during the run.
+    wall_s : float
+        Wall time of the whole run (s).
+    """
+
+    label: str
+    settings: object
+    sr: int
+    trace: pd.DataFrame
+    load: dict
+    stages: pd.DataFrame
+    algorithmic_latency_ms: float
+    threads: int
+    wall_s: float
+
+    def row(self) -> dict:
+        """One flat row for a comparison table."""
+        s = self.settings
+        return {"config": self.label, "block_ms": s.block_time * 1000, "extra_s": s.extra_time,
+                "crossfade_ms": s.crossfade_time * 1000, "f0": s.f0_method, "threads": self.threads,
+                "blocks": self.load["blocks"], "median_ms": float(np.median(self.trace["total"])),
+                "load_p50": self.load["load_p50"], "load_p95": self.load["load_p95"],
+                "overruns": self.load["overruns"], "algorithmic_latency_ms": self.algorithmic_latency_ms}
+
+
+def profile_stream(models, audio: np.ndarray, sr: int, settings, *, threads: int | None = None,
+                   label: str | None = None, warmup_blocks: int = 1) -> LatencyProfile:
+    """Stream ``audio`` with stage timing on and summarise the trace.
+
+    Parameters
+    ----------
+    models : ConverterModels
+    audio : np.ndarray
+        float32 [N] at ``sr`` (the simulated device rate).
+    settings : StreamSettings
+    threads : int, optional
+        ``torch.set_num_threads`` for the run (restored afterwards).
+    warmup_blocks : int
+        Leading blocks left out of the summaries (first calls allocate and load lazily).
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        timer = StageTimer(enabled=True)
+        t0 = time.perf_counter()
+        _, out_sr, conv = stream_file(models, audio, sr, settings, timer=timer)
+        wall = time.perf_counter() - t0
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    trace = timer.to_frame()
+    if len(trace) > warmup_blocks + 2:
+        trace = trace.iloc[warmup_blocks:].reset_index(drop=True)
+    s = settings
+    return LatencyProfile(
+        label=label or f"block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, {s.f0_method}",
+        settings=s, sr=out_sr, trace=trace, load=summarize_trace(trace), stages=stage_summary(trace),
+        algorithmic_latency_ms=conv.geometry.algorithmic_latency_s * 1000, threads=used, wall_s=wall)

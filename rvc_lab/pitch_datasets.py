@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rvc_lab.audio import load_audio
 from rvc_lab.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,6 @@ def _pairs(base: Path, layout: str) -> dict[str, tuple[Path, Path | None]]:
 
 def read_item_audio(item: DatasetItem) -> tuple[np.ndarray, int]:
     """The utterance as float32 mono at its file's rate (MIR-1K: the right channel, the voice)."""
-    from rvc_lab.audio import load_audio
-
     if item.layout == "mir1k":
         import soundfile as sf
 

@@ -345,3 +345,36 @@ def plot_load_histogram(trace, block_ms: float | None = None):
     ax.set_title("load per block")
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_sweep_effects(effects, metric: str, title: str | None = None):
+    """One metric's marginal mean against each swept parameter (a main-effects plot).
+
+    Parameters
+    ----------
+    effects : pandas.DataFrame
+        :func:`rvc_lab.sweep.effects.parameter_effects` output.
+    metric : str
+        The metric to draw (one row of panels, one panel per parameter); error bars are the
+        bootstrap interval over the cells that share the parameter's value.
+    """
+    rows = effects[effects["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"no ok values of metric {metric!r} in the sweep")
+    params = list(dict.fromkeys(rows["parameter"]))
+    fig, axes = _figure(max(3.0 * len(params), 4.0), 2.8, 1, len(params), sharey=True)
+    for ax, param in zip(axes.flat, params):
+        g = rows[rows["parameter"] == param]
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in g["value"])
+        g = g.sort_values("value") if numeric else g
+        x = g["value"].to_numpy(float) if numeric else np.arange(len(g))
+        err = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).clip(min=0)
+        ax.errorbar(x, g["mean"], yerr=err, marker="o", capsize=3)
+        if not numeric:
+            ax.set_xticks(x, [str(v) for v in g["value"]])
+        ax.set_xlabel(param.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes.flat[0].set_ylabel(metric.replace("_", " "))
+    fig.suptitle(title or f"{metric}: mean over the other parameters (bars: 95 % bootstrap interval)",
+                 fontsize=10)
+    return fig

@@ -7,8 +7,9 @@ and writes ``index.html`` (figures embedded as base64 PNG, audio as base64 WAV, 
 resource) plus the tables as CSV next to it.  With ``--model/--hubert`` (and optionally
 ``--index``, ``--rmvpe``, ``--input``) it does the same with the user's files.
 
-The building blocks (:class:`VoiceFiles`, :func:`profile_stream`, :func:`environment_info`) are
-shared with the notebook widgets.
+The building blocks live elsewhere and are shared with the notebook widgets and benchmarks:
+the voice files (:mod:`rvc_lab.files.voices`), a stream's stage profile
+(:func:`rvc_lab.perf.profile_stream`) and the environment (:mod:`rvc_lab.environment`).
 """
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ import io
 import json
 import logging
 import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,212 +26,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rvc_lab import perf_plots, plots
 from rvc_lab.atomic import write_text_atomic
-from rvc_lab.audio import limit_peak
+from rvc_lab.audio import limit_peak, load_audio, resample_offline
+from rvc_lab.convert.streaming import StreamSettings
+from rvc_lab.environment import environment_info
 from rvc_lab.errors import SettingsError
+from rvc_lab.export.compare import compare_backends
+from rvc_lab.f0 import F0Estimator
+from rvc_lab.f0bench import BENCH_SAMPLE_RATE, bench_summary, run_f0_bench
 from rvc_lab.files.synthetic import default_cache_dir
+from rvc_lab.files.voices import VoiceFiles, demo_voice_files, looks_synthetic
+from rvc_lab.metrics.align import align_signals
+from rvc_lab.parity import parity_stream_settings, parity_sweep
+from rvc_lab.perf import profile_stream, scaling_study
+from rvc_lab.plots import figure_to_data_uri
+from rvc_lab.speech import speech_input
+from rvc_lab.sweep.effects import parameter_effects, swept_parameters
+from rvc_lab.sweep.report import section_metrics, sweep_for_report
+from rvc_lab.testsignals import tone_suite
 
 log = logging.getLogger(__name__)
 
-DEMO_SEED = 0
-DEMO_VOICE = "demo_v2_40k_f0"
 #: Index rate of the latency runs when the voice has an index (upstream's offline default).
 LATENCY_INDEX_RATE = 0.75
-
-
-# ----------------------------------------------------------------------------- assets
-@dataclass
-class VoiceFiles:
-    """The files one conversion needs.
-
-    Attributes
-    ----------
-    name : str
-        Label shown in reports and widgets.
-    model, hubert : str
-        Voice ``.pth`` and content encoder (fairseq ``hubert_base.pt`` or HF directory).
-    index, rmvpe : str or None
-    synthetic : bool
-        Random weights (demo assets): timings and parity are real, the sound is not.
-    """
-
-    name: str
-    model: str
-    hubert: str
-    index: str | None = None
-    rmvpe: str | None = None
-    synthetic: bool = False
-
-    def load(self, backend: str = "torch"):
-        """:class:`rvc_lab.convert.models.ConverterModels` for these files (``backend``: see ``ConverterModels.load``)."""
-        from rvc_lab.convert.models import ConverterModels
-
-        return ConverterModels.load(self.model, hubert=self.hubert, index=self.index, rmvpe=self.rmvpe, backend=backend)
-
-
-def demo_voice_files(voice: str = DEMO_VOICE, seed: int = DEMO_SEED, cache_dir: str | os.PathLike | None = None,
-                     with_index: bool = True) -> VoiceFiles:
-    """Demo assets (written once into ``<cache>/demo-assets-seed<seed>``) as :class:`VoiceFiles`."""
-    from rvc_lab.files.synthetic import cached_demo_assets
-
-    paths = cached_demo_assets(seed, cache_dir)
-    if voice not in paths:
-        names = [k for k in paths if k.startswith("demo_") and not k.endswith("_index")]
-        raise SettingsError(f"unknown demo voice {voice!r}; choose one of {', '.join(names)}")
-    return VoiceFiles(name=f"{voice} (random weights, seed {seed})", model=str(paths[voice]),
-                      hubert=str(paths["hubert"]), index=str(paths[f"{voice}_index"]) if with_index else None,
-                      rmvpe=str(paths["rmvpe"]), synthetic=True)
-
-
-def demo_voice_names() -> list[str]:
-    """Names of the demo voices (``demo_v2_40k_f0``, ...)."""
-    from rvc_lab.files.synthetic import DEMO_VOICES
-
-    return [v.name for v in DEMO_VOICES]
-
-
-def looks_synthetic(models) -> bool:
-    """True when the voice says it has random weights (rvc_lab's demo voices write that in ``info``)."""
-    return "random weights" in str(getattr(models.voice, "info", "")).lower()
-
-
-# ----------------------------------------------------------------------------- latency
-@dataclass
-class LatencyProfile:
-    """Stage timing of one streaming run.
-
-    Attributes
-    ----------
-    label : str
-    settings : StreamSettings
-    sr : int
-        Stream rate (Hz).
-    trace : pandas.DataFrame
-        One row per block, stage columns in ms (:meth:`rvc_lab.instrument.StageTimer.to_frame`).
-    load : dict
-        :func:`rvc_lab.instrument.summarize_trace` (load p50/p95/p99, overruns, blocks, ...).
-    stages : pandas.DataFrame
-        :func:`rvc_lab.instrument.stage_summary` (median and p95 ms per stage).
-    algorithmic_latency_ms : float
-        block + crossfade + SOLA search: what the chain adds before device buffers.
-    threads : int
-        torch intra-op threads during the run.
-    wall_s : float
-        Wall time of the whole run (s).
-    """
-
-    label: str
-    settings: object
-    sr: int
-    trace: pd.DataFrame
-    load: dict
-    stages: pd.DataFrame
-    algorithmic_latency_ms: float
-    threads: int
-    wall_s: float
-
-    def row(self) -> dict:
-        """One flat row for a comparison table."""
-        s = self.settings
-        return {"config": self.label, "block_ms": s.block_time * 1000, "extra_s": s.extra_time,
-                "crossfade_ms": s.crossfade_time * 1000, "f0": s.f0_method, "threads": self.threads,
-                "blocks": self.load["blocks"], "median_ms": float(np.median(self.trace["total"])),
-                "load_p50": self.load["load_p50"], "load_p95": self.load["load_p95"],
-                "overruns": self.load["overruns"], "algorithmic_latency_ms": self.algorithmic_latency_ms}
-
-
-def profile_stream(models, audio: np.ndarray, sr: int, settings, *, threads: int | None = None,
-                   label: str | None = None, warmup_blocks: int = 1) -> LatencyProfile:
-    """Stream ``audio`` with stage timing on and summarise the trace.
-
-    Parameters
-    ----------
-    models : ConverterModels
-    audio : np.ndarray
-        float32 [N] at ``sr`` (the simulated device rate).
-    settings : StreamSettings
-    threads : int, optional
-        ``torch.set_num_threads`` for the run (restored afterwards).
-    warmup_blocks : int
-        Leading blocks left out of the summaries (first calls allocate and load lazily).
-    """
-    import torch
-
-    from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.instrument import StageTimer, stage_summary, summarize_trace
-
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        timer = StageTimer(enabled=True)
-        t0 = time.perf_counter()
-        _, out_sr, conv = stream_file(models, audio, sr, settings, timer=timer)
-        wall = time.perf_counter() - t0
-        used = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous)
-    trace = timer.to_frame()
-    if len(trace) > warmup_blocks + 2:
-        trace = trace.iloc[warmup_blocks:].reset_index(drop=True)
-    s = settings
-    return LatencyProfile(
-        label=label or f"block {s.block_time * 1000:.0f} ms, extra {s.extra_time:g} s, {s.f0_method}",
-        settings=s, sr=out_sr, trace=trace, load=summarize_trace(trace), stages=stage_summary(trace),
-        algorithmic_latency_ms=conv.geometry.algorithmic_latency_s * 1000, threads=used, wall_s=wall)
-
-
-# ----------------------------------------------------------------------------- environment
-def environment_info() -> dict:
-    """Versions, threads and CPU: what the timings in a report depend on."""
-    import importlib.metadata as md
-
-    import torch
-
-    import rvc_lab
-
-    def version(pkg: str) -> str:
-        try:
-            return md.version(pkg)
-        except md.PackageNotFoundError:
-            return "not installed"
-
-    from rvc_lab.cpu import cpu_isa, cpu_model, usable_cores
-
-    cpu, usable = cpu_model(), usable_cores()
-    info = {
-        "rvc_lab": rvc_lab.__version__,
-        "git_commit": _git_commit(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_isa": ", ".join(cpu_isa()),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "load_average_1_5_15": " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "",
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "cuda": torch.cuda.is_available(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
-    }
-    for pkg in ("torch", "torchaudio", "numpy", "scipy", "librosa", "soundfile", "faiss-cpu", "praat-parselmouth",
-                "pyworld", "torchcrepe", "torchfcpe", "pandas", "matplotlib", "mir_eval", "fairseq-fixed"):
-        info[pkg] = version(pkg)
-    return info
-
-
-def _git_commit() -> str:
-    repo = Path(__file__).resolve().parents[1]
-    if not (repo / ".git").exists():
-        return ""
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "") if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 # ----------------------------------------------------------------------------- plan
@@ -285,6 +101,10 @@ class ReportPlan:
     backends: tuple = ("torchscript", "onnx")
     #: Signals the random-weight rmvpe runs on (its accuracy means nothing; only its cost does).
     synthetic_rmvpe_signals: tuple = ("complex_220", "glide_120_480", "noisy_220_snr10")
+    #: The report's own small sweep (rvc_lab.sweep.report.small_study), when no ``--sweep`` is given:
+    #: (setting, values) pairs, and the tone length (s).
+    sweep_grid: tuple = (("f0_method", ("fcpe", "pm")), ("extra_time", (0.5, 2.5)))
+    sweep_seconds: float = 2.0
 
     @classmethod
     def for_run(cls, quick: bool) -> "ReportPlan":
@@ -294,7 +114,8 @@ class ReportPlan:
                    bench_signals=("sine_440", "complex_220", "glide_120_480", "gaps_200"), bench_seconds=0.5,
                    parity_extra_times=(0.1, 0.5), parity_block_times=(0.2,), parity_f0="pm",
                    latency_configs=({"block_time": 0.2, "extra_time": 0.3, "f0_method": "fcpe"},),
-                   latency_seconds=1.0, backends=("onnx",))
+                   latency_seconds=1.0, backends=("onnx",),
+                   sweep_grid=(("f0_method", ("fcpe", "pm")), ("extra_time", (0.5,))), sweep_seconds=1.0)
 
 
 # ----------------------------------------------------------------------------- running
@@ -318,16 +139,18 @@ class ReportData:
     scaling_fit: pd.DataFrame | None = None
     backends: pd.DataFrame | None = None
     backends_settings: object = None
+    sweep: pd.DataFrame | None = None
+    sweep_effects: pd.DataFrame | None = None
+    sweep_source: str = ""
     audio_clips: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
 
-def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) -> ReportData:
-    """Run every measurement of the report."""
+def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None,
+            sweep_dir: str | os.PathLike | None = None) -> ReportData:
+    """Run every measurement of the report (``sweep_dir``: show that sweep instead of running one)."""
     import torch
-
-    from rvc_lab.parity import parity_stream_settings, parity_sweep
 
     timings: dict[str, float] = {}
     env = environment_info()
@@ -364,7 +187,6 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
 
     # latency
     t = time.perf_counter()
-    from rvc_lab.convert.streaming import StreamSettings
 
     lat_audio = audio[: int(plan.latency_seconds * sr)]
     for cfg in plan.latency_configs:
@@ -388,11 +210,16 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
         timings["backends"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from rvc_lab.perf import scaling_study
 
     data.scaling, data.scaling_fit = scaling_study(models, "rmvpe" if voice.rmvpe else "fcpe", quick=plan.quick,
                                                    sr=plan.stream_sr)
     timings["cost scaling"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+
+    data.sweep, data.sweep_source = sweep_for_report(voice, plan, sweep_dir, default_cache_dir())
+    data.sweep_effects = parameter_effects(data.sweep)
+    timings["sweep"] = time.perf_counter() - t
 
     d = data.parity_detail
     data.audio_clips = {
@@ -409,9 +236,6 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None) 
 
 def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan: ReportPlan):
     """The first latency configuration on torch eager and on each exported backend of ``plan``."""
-    from rvc_lab.convert.streaming import StreamSettings
-    from rvc_lab.export.compare import compare_backends
-
     cfg = {k: v for k, v in plan.latency_configs[0].items() if k != "threads"}
     if cfg.get("f0_method") == "rmvpe" and not voice.rmvpe:
         cfg["f0_method"] = "fcpe"
@@ -423,16 +247,12 @@ def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan
 
 
 def _aligned_stream(result) -> np.ndarray:
-    from rvc_lab.metrics.align import align_signals
-
     a, _ = align_signals(result.stream_audio, result.offline_audio, result.delay_samples)
     return a[: result.offline_audio.shape[0]]
 
 
 def _report_input(input_path: str | None, plan: ReportPlan) -> tuple[np.ndarray, int, str]:
     """Input at the stream rate: the user's file, else offline speech (see :mod:`rvc_lab.speech`)."""
-    from rvc_lab.audio import load_audio, resample_offline
-
     if input_path:
         audio, sr = load_audio(input_path)
         description = f"{Path(input_path).name} ({audio.shape[0] / sr:.1f} s at {sr} Hz)"
@@ -443,16 +263,12 @@ def _report_input(input_path: str | None, plan: ReportPlan) -> tuple[np.ndarray,
             audio = np.asarray(resample_offline(audio, sr, plan.stream_sr), dtype=np.float32)
             sr = plan.stream_sr
         return audio, sr, description
-    from rvc_lab.speech import speech_input
 
     sp = speech_input(max_seconds=plan.input_seconds, sr=plan.stream_sr, cache_dir=default_cache_dir() / "speech")
     return sp.audio, sp.sr, f"{sp.description} [{sp.source}]"
 
 
 def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
-    from rvc_lab.f0bench import BENCH_SAMPLE_RATE, bench_summary, run_f0_bench
-    from rvc_lab.testsignals import tone_suite
-
     suite = tone_suite(BENCH_SAMPLE_RATE, plan.bench_seconds, names=plan.bench_signals)
     methods = [m for m in plan.bench_methods if m != "rmvpe" or rmvpe_path]
     random_rmvpe = synthetic and "rmvpe" in methods
@@ -468,7 +284,6 @@ def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
     summary = bench_summary(results)
     tracks = {}
     shown = [c for c in suite if c.name in ("glide_120_480", "vibrato_300", "gaps_200")][:2] or suite[:1]
-    from rvc_lab.f0 import F0Estimator
 
     for case in shown:
         est = {}
@@ -526,8 +341,6 @@ def _key_values(items) -> str:
 
 
 def _img(fig, alt: str) -> str:
-    from rvc_lab.plots import figure_to_data_uri
-
     uri = figure_to_data_uri(fig)
     return f'<img src="{uri}" alt="{html.escape(alt)}">'
 
@@ -543,14 +356,13 @@ def _wav_data_uri(audio: np.ndarray, sr: int, max_seconds: float = 8.0) -> str:
 
 def render_html(data: ReportData) -> str:
     """The report page for collected measurements (self-contained)."""
-    from rvc_lab import plots
-
     esc = html.escape
     plan = data.plan
     parts: list[str] = []
     sections = [("weights", "What was measured"), ("f0", "F0 accuracy on test tones"),
                 ("parity", "Streaming vs offline"), ("latency", "Latency per stage"),
-                ("metrics", "Metric tables"), ("environment", "Environment")]
+                ("sweep", "Effect of each swept setting"), ("metrics", "Metric tables"),
+                ("environment", "Environment")]
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     parts.append(f"<h1>rvc_lab report</h1><p class='note'>Created {esc(created)}"
                  f"{' — quick settings (tests)' if plan.quick else ''}; "
@@ -652,8 +464,6 @@ def render_html(data: ReportData) -> str:
             "output moves from eager's; the SOLA offsets of every block should be the same.</p>")
         parts.append(_table(data.backends.reset_index(), digits=3))
     if data.scaling is not None:
-        from rvc_lab import perf_plots
-
         parts.append("<h3>Cost against extra time and block time</h3>")
         parts.append(
             "<p>Median compute per block over a sweep of extra_time (at the fixed block time) and "
@@ -665,6 +475,9 @@ def render_html(data: ReportData) -> str:
         parts.append(_table(data.scaling_fit.reset_index(names="precision"), digits=3))
         parts.append(_img(perf_plots.plot_scaling(data.scaling, data.scaling_fit), "cost scaling"))
 
+    # --- sweep
+    parts.extend(_sweep_section(data))
+
     # --- metrics
     parts.append("<h2 id='metrics'>Metric tables</h2>")
     parts.append("<h3>F0 methods (mean over test signals)</h3>")
@@ -675,7 +488,7 @@ def render_html(data: ReportData) -> str:
     parts.append(f"<p class='note'>Estimated stream delay {1000 * d.delay_samples / d.sr:.1f} ms; the geometry "
                  f"predicts {1000 * d.expected_delay_samples / d.sr:.1f} ms (crossfade + search − median SOLA "
                  f"offset). HuBERT grid offset between the chains: {d.grid_offset_ms:g} ms.</p>")
-    parts.append("<h3>Sweep</h3>")
+    parts.append("<h3>Streaming-vs-offline sweep</h3>")
     parts.append(_table(data.parity_sweep))
 
     # --- environment
@@ -690,6 +503,31 @@ def render_html(data: ReportData) -> str:
         "<link rel='icon' href='data:,'>"
         f"<title>rvc_lab report</title><style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
     )
+
+
+def _sweep_section(data: ReportData) -> list[str]:
+    esc = html.escape
+    parts = ["<h2 id='sweep'>Effect of each swept setting</h2>"]
+    params = swept_parameters(data.sweep)
+    parts.append(f"<p>From {esc(data.sweep_source)}: {data.sweep['cell'].nunique()} cells "
+                 f"(<code>rvc-lab sweep</code>, <code>rvc_lab.sweep</code>). Each point is a metric's mean over every "
+                 "cell with that value of the setting (the other settings and inputs averaged over), with a 95 % "
+                 "bootstrap interval over those cells. Run a larger study with <code>rvc-lab sweep "
+                 "studies/demo.yaml -o OUT</code> and show it here with <code>rvc-lab report --sweep OUT</code>.</p>")
+    if data.synthetic:
+        parts.append("<p class='note'>Random-weight voice: parity, F0 and cost figures are real; nothing here "
+                     "says how a trained voice sounds.</p>")
+    skipped = data.sweep[data.sweep["status"] != "ok"]
+    if len(skipped):
+        reasons = skipped.groupby(["measure", "status", "reason"]).size().reset_index(name="rows")
+        parts.append("<p class='note'>Rows without a value (not computed or failed):</p>" + _table(reasons))
+    if not params or data.sweep_effects.empty:
+        parts.append("<p class='note'>Nothing was swept or no metric has a value: no effect to plot.</p>")
+        return parts
+    for metric in section_metrics(data.sweep_effects):
+        parts.append(_img(plots.plot_sweep_effects(data.sweep_effects, metric), f"sweep effect on {metric}"))
+    parts.append(_table(data.sweep_effects))
+    return parts
 
 
 def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
@@ -714,6 +552,9 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
     if data.scaling is not None:
         put("scaling.csv", data.scaling.to_csv(index=False))
         put("scaling_fit.csv", data.scaling_fit.to_csv(index_label="precision"))
+    if data.sweep is not None:
+        put("sweep_results.csv", data.sweep.to_csv(index=False))
+        put("sweep_effects.csv", data.sweep_effects.to_csv(index=False))
     summary = {"synthetic_weights": data.synthetic, "quick": data.plan.quick, "environment": data.environment,
                "timings_s": data.timings_s, "plan": asdict(data.plan), "voice": asdict(data.voice),
                "parity": data.parity_detail.summary(), "input": data.speech_description}
@@ -722,13 +563,16 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
 
 
 def build_report(output_dir: str | os.PathLike = "reports/default", *, model=None, hubert=None, index=None,
-                 rmvpe=None, input=None, quick: bool = False) -> Path:
+                 rmvpe=None, input=None, quick: bool = False, sweep=None) -> Path:
     """Run the measurements and write the report; returns the path of ``index.html``.
 
     Without ``model`` the seeded demo assets are used (written once into the cache, see
-    :func:`default_cache_dir`).  ``model`` needs ``hubert``.
+    :func:`default_cache_dir`).  ``model`` needs ``hubert``.  ``sweep``: the folder of an
+    ``rvc-lab sweep`` run to show (default: the report runs a small study of its own).
     """
     plan = ReportPlan.for_run(quick)
+    if sweep is not None and not (Path(sweep) / "results.parquet").is_file():
+        raise SettingsError(f"report: --sweep {sweep}: no results.parquet there (the output folder of rvc-lab sweep)")
     if model:
         if not hubert:
             raise SettingsError("report: --model needs --hubert (hubert_base.pt or a Hugging Face HuBERT directory)")
@@ -741,7 +585,7 @@ def build_report(output_dir: str | os.PathLike = "reports/default", *, model=Non
         if rmvpe:
             voice = replace(voice, rmvpe=str(rmvpe))
     t = time.perf_counter()
-    data = collect(voice, plan, input_path=input)
+    data = collect(voice, plan, input_path=input, sweep_dir=sweep)
     path = write_report(data, output_dir)
     log.info("wrote %s in %.0f s", path, time.perf_counter() - t)
     return path
@@ -750,6 +594,6 @@ def build_report(output_dir: str | os.PathLike = "reports/default", *, model=Non
 def main_report(args) -> int:
     """``rvc-lab report`` (arguments from :func:`rvc_lab.cli.build_parser`)."""
     path = build_report(args.output_dir, model=args.model, hubert=args.hubert, index=args.index, rmvpe=args.rmvpe,
-                        input=args.input, quick=bool(getattr(args, "quick", False)))
+                        input=args.input, quick=bool(getattr(args, "quick", False)), sweep=getattr(args, "sweep", None))
     print(f"report: {path}")
     return 0

@@ -23,7 +23,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rvc_lab.report import VoiceFiles, default_cache_dir, demo_voice_files, demo_voice_names, profile_stream
+from rvc_lab import plots
+from rvc_lab.audio import load_audio, prepare_input, resample_offline
+from rvc_lab.convert.offline import OfflineSettings, convert_offline
+from rvc_lab.convert.streaming import StreamingConverter, StreamSettings, stream_file
+from rvc_lab.errors import SettingsError
+from rvc_lab.export.backends import BACKENDS
+from rvc_lab.f0 import F0Estimator
+from rvc_lab.files.synthetic import default_cache_dir
+from rvc_lab.files.voices import VoiceFiles, demo_voice_files, demo_voice_names
+from rvc_lab.instrument import StageTimer
+from rvc_lab.live import LiveConverter, PassthroughConverter
+from rvc_lab.live_plots import plot_latency_probe
+from rvc_lab.live_session import (
+    MEASURE_THRESHOLD_DB,
+    StreamPorts,
+    check_devices,
+    loopback_measurement,
+    private_jack_server,
+)
+from rvc_lab.metrics.compare import compare_audio
+from rvc_lab.parity import parity_stream_settings, parity_sweep
+from rvc_lab.perf import profile_stream
+from rvc_lab.plots import figure_to_png
+from rvc_lab.speech import speech_input
+from rvc_lab.sweep import read_results, run_study
+from rvc_lab.sweep.effects import parameter_effects
+from rvc_lab.sweep.report import small_study
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +77,11 @@ class NotebookConfig:
     bench_seconds: float = 1.0
     latency_seconds: float = 3.0
     f0_choices: tuple = ("pm", "harvest", "dio", "crepe", "crepe-tiny", "rmvpe", "fcpe")
+    #: Sweep panels: the parity grid (02) and the F0 grid (03), YAML mappings; tone length (s).
+    sweep_grid: str = "{block_time: [0.1, 0.25], extra_time: [0.5, 2.5]}"
+    f0_sweep_grid: str = "{f0_method: [pm, harvest, dio, fcpe]}"
+    sweep_tones: tuple = ("complex_220", "vibrato_300", "glide_120_480")
+    sweep_seconds: float = 2.0
 
 
 def notebook_config(quick: bool | None = None) -> NotebookConfig:
@@ -62,7 +93,9 @@ def notebook_config(quick: bool | None = None) -> NotebookConfig:
     return NotebookConfig(quick=True, input_seconds=0.6, stream_sr=16000, block_time=0.2, extra_time=0.3,
                           f0_method="pm", parity_extra_times=(0.1, 0.4), parity_block_times=(0.2,),
                           bench_methods=("pm", "fcpe"), bench_signals=("sine_440", "glide_120_480", "gaps_200"),
-                          bench_seconds=0.5, latency_seconds=0.6)
+                          bench_seconds=0.5, latency_seconds=0.6, sweep_grid="{extra_time: [0.3, 0.5]}",
+                          f0_sweep_grid="{f0_method: [pm, fcpe]}", sweep_tones=("complex_220", "glide_120_480"),
+                          sweep_seconds=0.6)
 
 
 # ----------------------------------------------------------------------------- shared state
@@ -75,7 +108,7 @@ class Workbench:
     demo : bool
         Register the seeded demo voices (random weights; written once into the cache).
     cache_dir : path-like, optional
-        Where demo assets and rendered speech are kept (default :func:`rvc_lab.report.default_cache_dir`).
+        Where demo assets and rendered speech are kept (default :func:`rvc_lab.files.synthetic.default_cache_dir`).
     """
 
     def __init__(self, config: NotebookConfig | None = None, demo: bool = True, cache_dir=None):
@@ -90,14 +123,10 @@ class Workbench:
         self._add_default_inputs(demo)
 
     def _add_default_inputs(self, demo: bool) -> None:
-        from rvc_lab.speech import speech_input
-
         sp = speech_input(max_seconds=self.config.input_seconds, sr=self.config.stream_sr,
                           cache_dir=self.cache_dir / "speech")
         self.inputs[f"speech ({sp.source})"] = (sp.audio, sp.sr)
         if demo:
-            from rvc_lab.audio import load_audio
-
             any_voice = next(iter(self.voices.values()))
             tone = Path(any_voice.model).parents[1] / "audio" / "tone_48k.wav"
             if tone.exists():
@@ -128,8 +157,6 @@ class Workbench:
     # inputs
     def add_input_file(self, path: str, name: str | None = None) -> str:
         """Load an audio file as an input (mono; resampled to the stream rate when needed)."""
-        from rvc_lab.audio import load_audio
-
         x, sr = load_audio(path)
         key = name or Path(path).name
         self.inputs[key] = (x, sr)
@@ -140,8 +167,6 @@ class Workbench:
         name = name or next(iter(self.inputs))
         x, sr = self.inputs[name]
         if sr % 100:
-            from rvc_lab.audio import resample_offline
-
             x = np.asarray(resample_offline(x, sr, self.config.stream_sr), dtype=np.float32)
             sr = self.config.stream_sr
         return x, sr
@@ -166,11 +191,6 @@ class Conversion:
 def convert_both(models, audio: np.ndarray, sr: int, offline_settings, stream_settings) -> Conversion:
     """Convert ``audio`` offline (whole file) and streaming (block by block) and time both."""
     import time
-
-    from rvc_lab.audio import prepare_input
-    from rvc_lab.convert.offline import convert_offline
-    from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.instrument import StageTimer
 
     t = time.perf_counter()
     off = convert_offline(models, prepare_input(audio, sr), offline_settings)
@@ -205,8 +225,6 @@ def _labelled(label: str, obj):
 def show_figure(fig) -> None:
     """Display a matplotlib figure as a PNG (works with any backend, also headless)."""
     from IPython.display import Image, display
-
-    from rvc_lab.plots import figure_to_png
 
     display(Image(figure_to_png(fig)))
 
@@ -365,14 +383,10 @@ class _ChainControls:
         return rows
 
     def offline_settings(self, noise: bool = False):
-        from rvc_lab.convert.offline import OfflineSettings
-
         return OfflineSettings(f0_method=self.f0.value, pitch=self.pitch.value, index_rate=self.index_rate.value,
                                noise=noise)
 
     def stream_settings(self, noise: bool = False):
-        from rvc_lab.convert.streaming import StreamSettings
-
         return StreamSettings(block_time=self.block.value, extra_time=self.extra.value,
                               crossfade_time=min(self.crossfade.value, self.block.value), f0_method=self.f0.value,
                               pitch=self.pitch.value, index_rate=self.index_rate.value, noise=noise)
@@ -429,10 +443,6 @@ class ABPanel(Panel):
                 w.HBox([self.b.f0, self.b.pitch, self.b.index_rate])]
 
     def compute(self) -> dict:
-        from rvc_lab.audio import prepare_input
-        from rvc_lab.convert.offline import convert_offline
-        from rvc_lab.metrics.compare import compare_audio
-
         models, x, sr = self.a.selection()
         x16 = prepare_input(x, sr)
         outs = {}
@@ -479,8 +489,6 @@ class ParityPanel(Panel):
         return [self.chain.source_row(), w.HBox([self.extras, self.blocks])]
 
     def compute(self):
-        from rvc_lab.parity import parity_stream_settings, parity_sweep
-
         models, x, sr = self.chain.selection()
         extras = [float(v) for v in self.extras.value.replace(";", ",").split(",") if v.strip()]
         blocks = [float(v) for v in self.blocks.value.replace(";", ",").split(",") if v.strip()]
@@ -489,8 +497,6 @@ class ParityPanel(Panel):
 
     def render(self, sweep):
         from IPython.display import display
-
-        from rvc_lab import plots
 
         display(sweep.drop(columns=["crossfade_time"]).round(4))
         show_figure(plots.plot_parity_sweep(sweep))
@@ -525,8 +531,6 @@ class F0Panel(Panel):
 
     def track(self, method: str, tone: str) -> np.ndarray:
         """F0 track (Hz, 10 ms) of ``method`` on a tone (cached)."""
-        from rvc_lab.f0 import F0Estimator
-
         key = (method, tone)
         if key not in self._tracks:
             self._tracks[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path).track(self.suite[tone].audio)
@@ -540,8 +544,6 @@ class F0Panel(Panel):
 
     def render(self, result):
         from IPython.display import display
-
-        from rvc_lab import plots
 
         case, tracks, scores = result
         display(case.description)
@@ -561,7 +563,6 @@ class LatencyPanel(Panel):
         self.wb = workbench
         self.chain = _ChainControls(workbench)
         self.threads = _slider(int, "torch threads", min(2, os.cpu_count() or 1), 1, max(1, os.cpu_count() or 1), 1)
-        from rvc_lab.export.backends import BACKENDS
 
         # torch eager, or the voice's exported files (TorchScript, ONNX Runtime)
         self.backend = _dropdown(BACKENDS, "torch", "backend")
@@ -587,8 +588,6 @@ class LatencyPanel(Panel):
 
     def render(self, prof):
         from IPython.display import display
-
-        from rvc_lab import plots
 
         display(pd.DataFrame([p.row() for p in self.history]).round(3))
         show_figure(plots.plot_stage_breakdown({p.label: p.trace for p in self.history[-6:]}))
@@ -630,10 +629,6 @@ class LoopbackLatencyPanel(Panel):
     def compute(self) -> dict:
         from dataclasses import replace
 
-        from rvc_lab.convert.streaming import StreamingConverter
-        from rvc_lab.live import PassthroughConverter
-        from rvc_lab.live_session import MEASURE_THRESHOLD_DB, check_devices, loopback_measurement, private_jack_server
-
         device = self.device.value.strip() or None
         sr = private_jack_server().rate if device is None else check_devices(device, device).sample_rate
         models = self.wb.models(self.chain.voice.value)
@@ -648,8 +643,6 @@ class LoopbackLatencyPanel(Panel):
 
     def render(self, results):
         from IPython.display import display
-
-        from rvc_lab.live_plots import plot_latency_probe
 
         rows = []
         for mode, m in results.items():
@@ -706,11 +699,6 @@ class LivePanel(Panel):
             self.status.value = f"running; set {setting}={value}"
 
     def compute(self):
-        from rvc_lab.convert.streaming import StreamingConverter
-        from rvc_lab.instrument import StageTimer
-        from rvc_lab.live import LiveConverter
-        from rvc_lab.live_session import StreamPorts, check_devices, private_jack_server
-
         self.stop()
         device = self.device.value.strip() or None
         if device is None:
@@ -738,3 +726,83 @@ class LivePanel(Panel):
         self.status.value = (f"stopped: {stats['converted']} blocks converted, {stats['late_blocks']} late, "
                              f"{len(self.applied)} setting change(s)")
         return stats
+
+
+class SweepPanel(Panel):
+    """A sweep's effect per parameter: a small study run here (cells cached), or an ``rvc-lab sweep`` folder.
+
+    Parameters
+    ----------
+    workbench : Workbench or None
+        Voices to pick from (None: an F0-only study, ``measure`` without parity).
+    measure : tuple of str
+        Measurements of the study run here (:data:`rvc_lab.sweep.measures.MEASURES`).
+    grid : str, optional
+        YAML mapping of the swept settings (default: the config's ``sweep_grid``).
+    settings : dict, optional
+        Fixed settings of every cell.
+    rmvpe_path : str, optional
+        ``rmvpe.pt`` for an F0-only study that sweeps the rmvpe method.
+    """
+
+    title = "Sweep: the effect of each setting"
+
+    def __init__(self, workbench: Workbench | None, measure=("parity", "f0"), grid: str | None = None,
+                 settings: dict | None = None, rmvpe_path: str | None = None, config: NotebookConfig | None = None):
+        import ipywidgets as w
+
+        super().__init__()
+        self.wb = workbench
+        self.cfg = config or (workbench.config if workbench else notebook_config())
+        self.measure, self.settings, self.rmvpe_path = tuple(measure), dict(settings or {}), rmvpe_path
+        self.voice = _dropdown(workbench.voices, description="voice") if workbench else None
+        default = self.cfg.sweep_grid if "parity" in self.measure else self.cfg.f0_sweep_grid
+        text = dict(style={"description_width": "initial"}, layout=w.Layout(width="60%"))
+        self.grid = w.Text(value=grid or default, description="grid (YAML)", **text)
+        self.folder = w.Text(value="", description="or an rvc-lab sweep output folder", **text)
+        self.metric = _dropdown([], description="metric")
+        self.metric.observe(lambda _: self._redraw(), names="value")
+        self.effects = None
+
+    def controls(self):
+        return [c for c in (self.voice, self.grid, self.folder, self.metric) if c is not None]
+
+    def study(self):
+        """The study the controls describe (checked: a bad grid raises before anything runs)."""
+        import yaml
+
+        grid = yaml.safe_load(self.grid.value)
+        if not isinstance(grid, dict):
+            raise SettingsError(f"grid {self.grid.value!r}: write a mapping, e.g. {{extra_time: [0.5, 2.5]}}")
+        voice = self.wb.voices[self.voice.value] if self.voice is not None else None
+        return small_study(voice, grid, measure=self.measure, tones=self.cfg.sweep_tones,
+                           seconds=self.cfg.sweep_seconds, settings=self.settings, rmvpe=self.rmvpe_path,
+                           name="notebook")
+
+    def compute(self) -> pd.DataFrame:
+        if self.folder.value.strip():
+            return read_results(self.folder.value.strip())
+        cache = (self.wb.cache_dir if self.wb else default_cache_dir()) / "notebook_sweeps"
+        return run_study(self.study(), cache, serial=True, progress=False).table
+
+    def render(self, table: pd.DataFrame) -> None:
+        effects = parameter_effects(table)
+        metrics = list(dict.fromkeys(effects["metric"]))
+        keep = self.metric.value if self.metric.value in metrics else (metrics[0] if metrics else None)
+        self.effects = None  # the dropdown's own redraw waits for the new table
+        self.metric.options = metrics
+        self.metric.value = keep
+        self.effects = effects
+        self._redraw()
+
+    def _redraw(self) -> None:
+        from IPython.display import clear_output, display
+
+        if self.effects is None or not self.metric.value:
+            return
+        with self.output:
+            clear_output(wait=True)
+            if self.wb is not None and any(v.synthetic for v in self.wb.voices.values()):
+                display("Random-weight demo voices: parity, F0 and cost are real; the sound is not a voice.")
+            show_figure(plots.plot_sweep_effects(self.effects, self.metric.value))
+            display(self.effects[self.effects["metric"] == self.metric.value].round(4))

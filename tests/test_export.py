@@ -24,7 +24,7 @@ from rvc_lab.export.backends import models_from_bundle, runner
 from rvc_lab.export.bundle import BUNDLE_FORMAT, MANIFEST, cached_bundle, export_bundle, read_manifest
 from rvc_lab.export.generator import example_inputs, streaming_generator
 from rvc_lab.files.voice import load_voice
-from rvc_lab.models.synthesizer import build_synthesizer
+from rvc_lab.files.generator_weights import build_synthesizer
 from tests.conftest import load_case, rel_l2
 from tests.tolerances import FEATURE_REL_L2, UPSTREAM_REL_L2
 

@@ -30,7 +30,7 @@ def report_dir(tmp_path_factory, demo_assets):
 def test_report_files_and_content(report_dir):
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "scaling.csv",
-                 "scaling_fit.csv", "backends.csv", "report.json"):
+                 "scaling_fit.csv", "backends.csv", "sweep_results.csv", "sweep_effects.csv", "report.json"):
         assert (report_dir / name).stat().st_size > 0, name
     assert not list(report_dir.glob(".*.tmp")), "temporary files left behind"
     # self-contained: every src/href is inline data or an in-page anchor
@@ -42,7 +42,7 @@ def test_report_files_and_content(report_dir):
     # the sections, and the plain statement about random weights
     for heading in ("F0 accuracy on test tones", "Streaming vs offline", "Latency per stage",
                     "Cost against extra time and block time", "Backends: torch eager, TorchScript, ONNX Runtime",
-                    "Metric tables", "Environment"):
+                    "Effect of each swept setting", "Metric tables", "Environment"):
         assert heading in page
     assert "synthetic (seeded random numbers), not trained" in page
     summary = json.loads((report_dir / "report.json").read_text())
@@ -80,6 +80,12 @@ def test_report_tables_hold_measurements(report_dir):
     assert fp32.median_ms[1.0] > fp32.median_ms[0.3]  # HuBERT over a 3x longer ring (blocks interleaved)
     fit = pd.read_csv(report_dir / "scaling_fit.csv", index_col="precision")
     assert list(fit.n) == [3, 3] and np.isfinite(fit["realtime_extra_s_block_0.10"]).all()
+    # the report's own sweep: F0 methods on a 220 Hz complex tone (exact F0 truth)
+    effects = pd.read_csv(report_dir / "sweep_effects.csv")
+    by_method = effects[effects.parameter == "f0_method"].set_index(["metric", "value"])["mean"]
+    assert by_method["raw_pitch_accuracy"].gt(0.9).all() and set(by_method["raw_pitch_accuracy"].index) == {"fcpe", "pm"}
+    # HuBERT never sees F0: the content-feature divergence is the same for either method
+    assert by_method[("features_rel_l2", "fcpe")] == by_method[("features_rel_l2", "pm")] > 0
 
 
 def _browser(profile_dir: Path):

@@ -99,6 +99,47 @@ def test_local_cluster_gives_the_serial_numbers(killed_and_resumed, tmp_path):
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
 
 
+def test_parameter_effects_are_marginal_means_by_hand():
+    from rvc_lab import plots
+    from rvc_lab.sweep.effects import parameter_effects
+
+    # a 2 x 2 grid, one metric; an error row and a not-computed row that must be left out
+    base = {"study": "s", "voice": "v", "input": "tone:a", "measure": "parity", "metric": "m", "status": "ok",
+            "reason": "", "cpu_model": "", "n_workers": 1, "threads": 1}
+    rows = [{**base, "cell": f"c{i}", "block_time": bt, "f0_method": fm, "value": v}
+            for i, (bt, fm, v) in enumerate([(0.1, "pm", 1.0), (0.1, "fcpe", 2.0), (0.25, "pm", 3.0),
+                                             (0.25, "fcpe", 7.0)])]
+    rows.append({**base, "cell": "c4", "block_time": 0.25, "f0_method": "pm", "value": float("nan"),
+                 "status": "error", "reason": "boom"})
+    rows.append({**base, "cell": "c0", "metric": "other", "block_time": 0.1, "f0_method": "pm",
+                 "value": float("nan"), "status": "not computed", "reason": "no truth"})
+    cols = ["study", "cell", "voice", "input", "block_time", "f0_method", "measure", "metric", "value", "status",
+            "reason", "cpu_model", "n_workers", "threads"]
+    effects = parameter_effects(pd.DataFrame(rows, columns=cols), n_resamples=200)
+    got = {(r.parameter, r.value): (r.mean, r.n) for r in effects.itertuples()}
+    assert got == {("block_time", 0.1): (1.5, 2), ("block_time", 0.25): (5.0, 2),
+                   ("f0_method", "pm"): (2.0, 2), ("f0_method", "fcpe"): (4.5, 2)}
+    # the interval holds the mean and stays within the cells' values
+    assert ((effects.ci_low <= effects["mean"]) & (effects["mean"] <= effects.ci_high)).all()
+    assert effects.set_index(["parameter", "value"]).loc[("block_time", 0.25), "ci_high"] <= 7.0
+    fig = plots.plot_sweep_effects(effects, "m")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    with pytest.raises(ValueError, match="not a sweep results table"):
+        parameter_effects(pd.DataFrame({"value": [1.0]}))
+
+
+def test_f0_method_has_no_effect_on_content_features(killed_and_resumed):
+    """HuBERT never sees the F0 track: the content-feature divergence must be the same for pm and fcpe."""
+    from rvc_lab.sweep.effects import parameter_effects
+
+    effects = parameter_effects(read_results(killed_and_resumed["out"]), ["features_rel_l2", "f0_cents_mae"])
+    feat = effects[(effects.metric == "features_rel_l2") & (effects.parameter == "f0_method")]
+    assert len(feat) == 2 and feat["mean"].iloc[0] == feat["mean"].iloc[1] and feat["mean"].iloc[0] > 0
+    # while the block size does change it (a different HuBERT window per block)
+    blocks = effects[(effects.metric == "features_rel_l2") & (effects.parameter == "block_time")]
+    assert blocks["mean"].nunique() == 2
+
+
 def _cheap_study(**over):
     raw = {"name": "cheap", "inputs": [{"tones": ["sine_440", "complex_220"]}], "grid": {"f0_method": ["pm"]},
            "measure": ["f0", "cost"], "seconds": 0.5}

@@ -26,7 +26,8 @@ from rvc_lab.files.synthetic import (
     tone,
 )
 from rvc_lab.files.voice import load_voice
-from rvc_lab.models.synthesizer import build_synthesizer, random_synthesizer_weights
+from rvc_lab.files.generator_weights import build_synthesizer
+from rvc_lab.files.synthetic import random_synthesizer_weights
 
 POS_CONV = "pos_conv.weight"  # stored as weight-norm g/v in fp16: refolding moves it by ~1e-6
 

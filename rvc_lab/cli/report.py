@@ -12,5 +12,7 @@ def add_parser(sub) -> None:
     s.add_argument("--hubert")
     s.add_argument("--rmvpe")
     s.add_argument("--input", help="speech/tone file to convert (default: built-in inputs)")
+    s.add_argument("--sweep", metavar="OUT",
+                   help="show this rvc-lab sweep output folder's results (default: a small study of the voice)")
     s.add_argument("--quick", action="store_true", help="smaller settings (used by tests)")
     s.set_defaults(func=main_report)

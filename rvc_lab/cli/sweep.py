@@ -6,17 +6,16 @@ import logging
 import sys
 from pathlib import Path
 
+from rvc_lab.cpu import cpu_model
 from rvc_lab.errors import SettingsError
+from rvc_lab.sweep import load_study, run_study
+from rvc_lab.sweep.runner import check_run_options
 
 log = logging.getLogger("rvc_lab")
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
     """Check the study and the options, run the missing cells, print what was done."""
-    from rvc_lab.cpu import cpu_model
-    from rvc_lab.sweep import load_study, run_study
-    from rvc_lab.sweep.runner import check_run_options
-
     out = Path(a.output)
     if out.exists() and not out.is_dir():
         raise SettingsError(f"-o {out} is a file; give a folder for the results")

@@ -17,7 +17,8 @@ from rvc_lab.audio import float_to_int16_upstream, normalize_peak, resample_offl
 from rvc_lab.convert import stages
 from rvc_lab.convert.runtime import check_precision
 from rvc_lab.errors import InvalidAudioError, SettingsError
-from rvc_lab.f0 import METHODS, pitch as pitchmod
+from rvc_lab.f0 import METHODS
+from rvc_lab.f0 import pitch as pitchmod
 from rvc_lab.instrument import StageTimer
 from rvc_lab.retrieval import blend_features
 
@@ -158,72 +159,22 @@ def convert_offline(
     s = settings or OfflineSettings()
     voice = models.voice
     s.validate(voice.n_speakers)
-    x = np.asarray(audio16k, dtype=np.float32)
-    if x.ndim != 1 or x.size == 0:
-        raise InvalidAudioError(f"expected non-empty mono audio, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise InvalidAudioError("audio contains NaN or Inf samples")
-    if x.size < 800:  # reflect padding and HuBERT's 400-sample receptive field need some signal
-        raise InvalidAudioError(f"audio is too short ({x.size} samples at 16 kHz; need at least 800 = 50 ms)")
+    x = _checked_input(audio16k)
     timer = timer or StageTimer(enabled=False)
     timer.start_block(block=0, input_s=x.size / 16000)
-    rec: dict = {} if record_stages else None
+    rec: dict | None = {} if record_stages else None
 
     x = normalize_peak(x)
     if rec is not None:
         rec["input_16k"] = x.copy()
     audio = stages.high_pass_48hz(x)
-
-    window = stages.HOP_16K
     t_pad = 16000 * s.x_pad
-    t_pad_tgt = voice.tgt_sr * s.x_pad
-    cuts = quiet_cut_points(audio, s)
     # upstream reflect-pads by t_pad; inputs shorter than that need numpy's reflect to wrap, which
     # it does for pad > len by repeated reflection, the same as upstream
     audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
-    p_len = audio_pad.shape[0] // window
-
-    pitch = pitchf = None
-    if voice.if_f0:
-        with timer.stage("f0"):
-            est = models.f0_estimator(s.f0_method, s.filter_radius)
-            f0 = est.offline(audio_pad, p_len)
-            f0 = pitchmod.interpolate_unvoiced(f0)
-            f0 = pitchmod.shift_semitones(f0, s.pitch)
-            coarse = pitchmod.coarse_pitch(f0)
-        if rec is not None:
-            rec["f0_hz"], rec["f0_coarse"] = f0.copy(), coarse.copy()
-        pitch = torch.from_numpy(coarse[:p_len].astype(np.int64)).unsqueeze(0)
-        pitchf = torch.from_numpy(f0[:p_len].astype(np.float32)).unsqueeze(0)
-
-    pieces, feats_log, blended_log = [], [], []
-    start, k = 0, 0
-    bounds = [t // window * window for t in cuts]
-    for end in bounds + [None]:
-        seg = audio_pad[start:] if end is None else audio_pad[start : end + 2 * t_pad + window]
-        f_lo = start // window
-        f_hi = None if end is None else (end + 2 * t_pad) // window
-        seg_pitch = None if pitch is None else pitch[:, f_lo:f_hi]
-        seg_pitchf = None if pitchf is None else pitchf[:, f_lo:f_hi]
-        out = _convert_chunk(models, seg, seg_pitch, seg_pitchf, s, timer, k, feats_log, blended_log)
-        pieces.append(out[t_pad_tgt:-t_pad_tgt])
-        if end is not None:
-            start = end
-        k += 1
-    out = np.concatenate(pieces)
-    if rec is not None:
-        rec["content_features"] = np.concatenate(feats_log)
-        rec["blended_features"] = np.concatenate(blended_log)
-        rec["generator_output"] = out.copy()
-
-    if s.rms_mix_rate != 1:
-        with timer.stage("rms_mix"):
-            out = stages.rms_mix_offline(audio, out, voice.tgt_sr, s.rms_mix_rate)
-    sr = voice.tgt_sr
-    if voice.tgt_sr != s.resample_sr >= 16000:
-        with timer.stage("output_resample"):
-            out = resample_offline(out, voice.tgt_sr, s.resample_sr)
-        sr = s.resample_sr
+    pitch, pitchf = _pitch_inputs(models, audio_pad, s, timer, rec)
+    out = _convert_in_chunks(models, audio_pad, quiet_cut_points(audio, s), pitch, pitchf, s, timer, rec)
+    out, sr = _postprocess(out, audio, voice.tgt_sr, s, timer)
     if rec is not None:
         rec["output_float"] = np.asarray(out, dtype=np.float32).copy()
     if not np.any(x):
@@ -236,13 +187,95 @@ def convert_offline(
     return OfflineResult(audio=result, sr=sr, stages=rec or {})
 
 
-def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, timer, k: int,
-                   feats_log: list, blended_log: list) -> np.ndarray:
-    """One padded chunk through HuBERT, retrieval, protect and the generator (upstream ``Pipeline.vc``)."""
+def _checked_input(audio16k) -> np.ndarray:
+    """float32 mono of at least 50 ms, finite; anything else raises :class:`InvalidAudioError`."""
+    x = np.asarray(audio16k, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise InvalidAudioError(f"expected non-empty mono audio, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InvalidAudioError("audio contains NaN or Inf samples")
+    if x.size < 800:  # reflect padding and HuBERT's 400-sample receptive field need some signal
+        raise InvalidAudioError(f"audio is too short ({x.size} samples at 16 kHz; need at least 800 = 50 ms)")
+    return x
+
+
+def _pitch_inputs(models, audio_pad: np.ndarray, s: OfflineSettings, timer, rec: dict | None):
+    """Coarse pitch [1, P] int64 and shifted F0 [1, P] float32 (Hz) of the padded input (None, None without F0).
+
+    P = ``len(audio_pad) // 160``: one value per 10 ms frame of the whole padded file (upstream
+    tracks F0 once, then slices it per chunk).
+    """
+    if not models.voice.if_f0:
+        return None, None
+    p_len = audio_pad.shape[0] // stages.HOP_16K
+    with timer.stage("f0"):
+        est = models.f0_estimator(s.f0_method, s.filter_radius)
+        f0 = est.offline(audio_pad, p_len)
+        f0 = pitchmod.interpolate_unvoiced(f0)
+        f0 = pitchmod.shift_semitones(f0, s.pitch)
+        coarse = pitchmod.coarse_pitch(f0)
+    if rec is not None:
+        rec["f0_hz"], rec["f0_coarse"] = f0.copy(), coarse.copy()
+    pitch = torch.from_numpy(coarse[:p_len].astype(np.int64)).unsqueeze(0)
+    pitchf = torch.from_numpy(f0[:p_len].astype(np.float32)).unsqueeze(0)
+    return pitch, pitchf
+
+
+def _convert_in_chunks(models, audio_pad: np.ndarray, cuts: list[int], pitch, pitchf, s: OfflineSettings,
+                       timer, rec: dict | None) -> np.ndarray:
+    """Generator output (float, voice rate) of the padded input, converted chunk by chunk at ``cuts``.
+
+    Each chunk carries ``x_pad`` seconds of context on both sides, which is cut off its output;
+    chunk k's generator noise is seeded with ``seed + k``.
+    """
+    window = stages.HOP_16K
+    t_pad = 16000 * s.x_pad
+    t_pad_tgt = models.voice.tgt_sr * s.x_pad
+    pieces, feats_log, blended_log = [], [], []
+    start = 0
+    bounds = [t // window * window for t in cuts]
+    for k, end in enumerate(bounds + [None]):
+        seg = audio_pad[start:] if end is None else audio_pad[start : end + 2 * t_pad + window]
+        f_lo = start // window
+        f_hi = None if end is None else (end + 2 * t_pad) // window
+        seg_pitch = None if pitch is None else pitch[:, f_lo:f_hi]
+        seg_pitchf = None if pitchf is None else pitchf[:, f_lo:f_hi]
+        out, feats, blended = _convert_chunk(models, seg, seg_pitch, seg_pitchf, s, timer, k)
+        pieces.append(out[t_pad_tgt:-t_pad_tgt])
+        feats_log.append(feats)
+        blended_log.append(blended)
+        if end is not None:
+            start = end
+    out = np.concatenate(pieces)
+    if rec is not None:
+        rec["content_features"] = np.concatenate(feats_log)
+        rec["blended_features"] = np.concatenate(blended_log)
+        rec["generator_output"] = out.copy()
+    return out
+
+
+def _postprocess(out: np.ndarray, audio: np.ndarray, tgt_sr: int, s: OfflineSettings, timer) -> tuple[np.ndarray, int]:
+    """Loudness mix with the (high-passed, 16 kHz) input, then resampling to ``resample_sr``; returns (out, sr)."""
+    if s.rms_mix_rate != 1:
+        with timer.stage("rms_mix"):
+            out = stages.rms_mix_offline(audio, out, tgt_sr, s.rms_mix_rate)
+    if tgt_sr != s.resample_sr >= 16000:
+        with timer.stage("output_resample"):
+            return resample_offline(out, tgt_sr, s.resample_sr), s.resample_sr
+    return out, tgt_sr
+
+
+def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, timer,
+                   k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One padded chunk through HuBERT, retrieval, protect and the generator (upstream ``Pipeline.vc``).
+
+    Returns the generator output [S] (voice rate), the content features [T, C] and the blended
+    features [T, C] (20 ms frames) of the chunk.
+    """
     voice = models.voice
     with timer.stage("content_features"):
         feats = stages.content_features(models.encoder, torch.from_numpy(seg).float(), voice.version, s.precision)
-    feats_log.append(feats[0].numpy().copy())
+    feats_raw_np = feats[0].numpy().copy()
     use_protect = s.protect < 0.5 and pitch is not None
     feats_raw = feats.clone() if use_protect else None
     if models.index is not None and s.index_rate != 0:
@@ -251,7 +284,7 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
             # weight underflows to 0 and it drops out (realtime instead skips the block's blend)
             blended, _ = blend_features(feats[0], models.index, s.index_rate, on_missing="ignore")
             feats = blended.unsqueeze(0)
-    blended_log.append(feats[0].numpy().copy())
+    blended_np = feats[0].numpy().copy()
     feats = stages.upsample_to_pitch_frames(feats)
     if use_protect:
         feats_raw = stages.upsample_to_pitch_frames(feats_raw)
@@ -267,4 +300,4 @@ def _convert_chunk(models, seg: np.ndarray, pitch, pitchf, s: OfflineSettings, t
             models.net_g, feats, p_len, pitch, pitchf, s.sid, noise=s.noise,
             seed=None if s.seed is None else s.seed + k, precision=s.precision,
         )
-    return out.numpy()
+    return out.numpy(), feats_raw_np, blended_np

@@ -31,6 +31,13 @@ from rvc_lab.export import content, generator, selfcheck
 from rvc_lab.export import rmvpe as rmvpe_export
 from rvc_lab.export.formats import FORMATS, ONNX_OPSET, SUFFIX, check_formats, require_onnx, save_onnx, save_torchscript
 from rvc_lab.export.index import write_index_arrays
+from rvc_lab.files.generator_weights import build_synthesizer
+from rvc_lab.files.hubert import load_content_encoder
+from rvc_lab.files.index import load_index
+from rvc_lab.files.rmvpe import load_rmvpe
+from rvc_lab.files.synthetic import default_cache_dir
+from rvc_lab.files.voice import load_voice
+from rvc_lab.reference import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +80,6 @@ def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS
     selfcheck.ExportCheckError
         An exported file misses the parity gate; nothing is written.
     """
-    from rvc_lab.files.hubert import load_content_encoder
-    from rvc_lab.files.index import load_index
-    from rvc_lab.files.rmvpe import load_rmvpe
-    from rvc_lab.files.voice import load_voice
-    from rvc_lab.models.synthesizer import build_synthesizer
-    from rvc_lab.reference import fingerprint
-
     out, formats = check_export_args(out, formats, precision)
     voice = load_voice(model)
     feature_index = load_index(index, expected_dim=voice.feature_dim) if index else None
@@ -199,9 +199,6 @@ def bundle_cache_dir(model, hubert, index=None, formats=FORMATS, precision: str 
     Keyed by the content of the files, the formats and precision, the torch version and the
     exporter's own source, so a changed exporter never serves a stale bundle.
     """
-    from rvc_lab.files.synthetic import default_cache_dir
-    from rvc_lab.reference import fingerprint
-
     key = hashlib.sha256("|".join([fingerprint(model), fingerprint(hubert), fingerprint(index) if index else "-",
                                    fingerprint(rmvpe) if rmvpe else "-",
                                    ",".join(check_formats(formats)), precision, rvc_lab.__version__,

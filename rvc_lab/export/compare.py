@@ -10,6 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from rvc_lab.convert.streaming import stream_file
+from rvc_lab.instrument import StageTimer
 from rvc_lab.metrics.spectral import rel_l2
 
 STAGES = ("content_features", "f0", "generator", "total")
@@ -35,9 +37,6 @@ def compare_backends(models_by_backend: dict, audio: np.ndarray, sr: int, settin
         ``total_vs_torch`` (ratio of median totals), ``rel_l2_vs_torch`` of the streamed output,
         ``sola_offsets_equal`` (every block's SOLA offset the same as torch's).
     """
-    from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.instrument import StageTimer
-
     if "torch" not in models_by_backend:
         raise ValueError("compare_backends needs the torch backend as its reference")
     settings = replace(settings, noise=False, seed=None)

@@ -43,7 +43,7 @@ from rvc_lab.files.index import build_ivf_flat_index, ivf_index_filename
 from rvc_lab.files.rmvpe import random_rmvpe_weights, write_rmvpe
 from rvc_lab.files.voice import voice_config, write_voice
 from rvc_lab.models.hubert import HubertBase
-from rvc_lab.models.synthesizer import random_synthesizer_weights
+from rvc_lab.models.synth_spec import SR_TAGS, spec_from_config, standard_config, stored_layout
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,79 @@ def _normal(rng: np.random.Generator, shape: tuple, std: float) -> np.ndarray:
     r = np.sqrt(-2.0 * np.log(u1))
     z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])[:n]
     return (std * z).reshape(shape)
+
+
+# ---------------------------------------------------------------------------- generator weights
+def _generator_key_stream(seed: int, label: str, key: str) -> np.random.Generator:
+    """Independent PCG64 stream per tensor, so values don't depend on which other tensors exist."""
+    digest = hashlib.sha256(f"rvc_lab|{seed}|{label}|{key}".encode()).digest()
+    words = np.frombuffer(digest[:16], dtype="<u4")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words.tolist())))
+
+
+def _uniform_between(rng: np.random.Generator, shape: tuple, low: float, high: float) -> np.ndarray:
+    return low + (high - low) * rng.random(shape)
+
+
+def random_synthesizer_weights(
+    version: str, sr_tag: str, if_f0: bool, seed: int, n_speakers: int = 1, *, config: list | None = None
+) -> dict[str, torch.Tensor]:
+    """Seeded random weights in the stored layout of an exported voice (``weight_g``/``weight_v``).
+
+    Scales follow PyTorch's default initialisation (weights and biases U(+-1/sqrt(fan_in)),
+    embeddings N(0, 1), relative-position embeddings N(0, 1/head_dim)); LayerNorm parameters are
+    perturbed around identity (gamma 1+U(+-0.1), beta U(+-0.1)) and weight-norm gains are
+    ||v|| x U(0.9, 1.1), so that every parameter matters.  Values are rounded to float16 (what an
+    exported file stores) and returned as float32.
+
+    Parameters
+    ----------
+    version : {"v1", "v2"}
+    sr_tag : {"32k", "40k", "48k"}
+    if_f0 : bool
+    seed : int
+    n_speakers : int
+        Rows of ``emb_g.weight``.
+    config : list, optional
+        A non-standard 18-item config (e.g. a tiny generator for fast tests); default: upstream's
+        standard config for ``version`` x ``sr_tag``.  Its sampling rate must match ``sr_tag``.
+
+    Returns
+    -------
+    dict[str, Tensor]
+        Deterministic for (version, sr_tag, if_f0, seed, n_speakers); each tensor has its own stream.
+    """
+    if sr_tag not in SR_TAGS:
+        raise ValueError(f"sr_tag must be one of {sorted(SR_TAGS)}, got {sr_tag!r}")
+    if config is None:
+        config = standard_config(version, sr_tag, n_speakers=n_speakers)
+    spec = spec_from_config(config, version, if_f0, n_speakers=n_speakers)
+    if spec.sampling_rate != SR_TAGS[sr_tag]:
+        raise ValueError(f"config sampling rate {spec.sampling_rate} does not match sr_tag {sr_tag!r}")
+    layout = stored_layout(spec)
+    label = f"{version}-{sr_tag}-{'f0' if if_f0 else 'nof0'}"
+    values: dict[str, np.ndarray] = {}
+    # Weight-norm gains depend on their direction tensors: draw those first.
+    for key in sorted(layout, key=lambda k: layout[k].init == "wn_g"):
+        ts = layout[key]
+        rng = _generator_key_stream(seed, label, key)
+        if ts.init == "uniform":
+            bound = 1.0 / math.sqrt(ts.fan_in)
+            a = _uniform_between(rng, ts.shape, -bound, bound)
+        elif ts.init == "normal":
+            a = _normal(rng, ts.shape, ts.std)
+        elif ts.init == "ln_gamma":
+            a = 1.0 + _uniform_between(rng, ts.shape, -0.1, 0.1)
+        elif ts.init == "ln_beta":
+            a = _uniform_between(rng, ts.shape, -0.1, 0.1)
+        elif ts.init == "wn_g":
+            v = values[ts.of].astype(np.float64)
+            norm = np.sqrt((v.reshape(v.shape[0], -1) ** 2).sum(axis=1)).reshape(ts.shape)
+            a = norm * _uniform_between(rng, ts.shape, 0.9, 1.1)
+        else:  # pragma: no cover - layout and this switch are written together
+            raise AssertionError(ts.init)
+        values[key] = a.astype(np.float16)
+    return {k: torch.from_numpy(values[k].astype(np.float32)) for k in layout}
 
 
 def _fp16(a: np.ndarray) -> torch.Tensor:

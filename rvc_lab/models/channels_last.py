@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rvc_lab.errors import InvalidAudioError
+from rvc_lab.models.hubert import V1_LAYER
 from rvc_lab.models.nsf import HiFiGANDecoder, MultiDilationResBlock, residual_stack, upsample_stack
 
 _CL = torch.channels_last
@@ -313,8 +315,6 @@ class LowPrecisionHubert(nn.Module):
     @torch.no_grad()
     def extract_features(self, wav: Tensor, version: str) -> Tensor:
         """As :meth:`HubertBase.extract_features`: ``[B, N]`` 16 kHz -> float32 ``[B, T, 256|768]``."""
-        from rvc_lab.errors import InvalidAudioError
-
         if wav.dim() == 1:
             wav = wav.unsqueeze(0)
         if wav.dim() != 2 or self.cfg.num_frames(wav.shape[-1]) < 1:
@@ -335,8 +335,6 @@ def transformer_features(model, conv_feats: Tensor, version: str) -> Tensor:
     The steps are HubertBase's: LayerNorm + projection, ``x + pos_conv(x)``, LayerNorm, the first
     9 (v1, then ``final_proj``) or all 12 (v2) transformer layers.
     """
-    from rvc_lab.models.hubert import V1_LAYER
-
     if version not in ("v1", "v2"):
         raise ValueError(f"unknown RVC feature version {version!r} (expected 'v1' or 'v2')")
     n_layers = V1_LAYER if version == "v1" else len(model.layers)

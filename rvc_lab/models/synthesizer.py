@@ -16,27 +16,13 @@ order and shapes, so ``torch.manual_seed(s)`` before a call reproduces upstream'
 """
 from __future__ import annotations
 
-import hashlib
-import math
-from typing import TYPE_CHECKING
-
-import numpy as np
 import torch
 from torch import nn
 
-from rvc_lab.errors import ModelFileError, SettingsError
+from rvc_lab.errors import SettingsError
 from rvc_lab.models.nsf import HiFiGANDecoder
-from rvc_lab.models.synth_spec import (
-    SR_TAGS,
-    SynthSpec,
-    spec_from_config,
-    standard_config,
-    stored_layout,
-)
+from rvc_lab.models.synth_spec import SynthSpec
 from rvc_lab.models.vits_layers import ContentEncoder, PriorFlow
-
-if TYPE_CHECKING:
-    from rvc_lab.files.voice import VoiceModel
 
 PRIOR_NOISE_SCALE = 0.66666  # upstream's sampling temperature of the prior
 FLOW_CONTEXT_FRAMES = 24  # frames before skip_head the flow still sees (upstream constant)
@@ -56,7 +42,8 @@ class _Draws:
 
 
 class Synthesizer(nn.Module):
-    """One RVC generator.  Build it with :func:`build_synthesizer` (weights folded, eval, fp32).
+    """One RVC generator.  Build it with :func:`rvc_lab.files.generator_weights.build_synthesizer`
+    (weights folded, eval, fp32).
 
     Attributes
     ----------
@@ -172,161 +159,3 @@ class Synthesizer(nn.Module):
                 pitchf = pitchf[:, skip_head : skip_head + return_length]
         n_frames = None if return_length2 is None else int(return_length2)
         return self.dec(z * mask, pitchf, g=g, n_frames=n_frames, uniform=draws.uniform, normal=draws.normal)
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-
-
-def fold_weight_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Stored weights -> plain float32 state dict: weight norm folded, ``enc_q.*`` dropped.
-
-    Accepts upstream's ``weight_g``/``weight_v`` pairs and the newer
-    ``parametrizations.weight.original0/1`` naming (norm over every dim but 0 in both).
-    """
-    out: dict[str, torch.Tensor] = {}
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, t in weights.items():
-        if key.startswith("enc_q."):
-            continue
-        for g_suffix, v_suffix in ((".weight_g", ".weight_v"), (".parametrizations.weight.original0",
-                                                                 ".parametrizations.weight.original1")):
-            if key.endswith(g_suffix):
-                pairs.setdefault(key[: -len(g_suffix)], {})["g"] = t
-                break
-            if key.endswith(v_suffix):
-                pairs.setdefault(key[: -len(v_suffix)], {})["v"] = t
-                break
-        else:
-            out[key] = t.to(torch.float32)
-    for layer, gv in pairs.items():
-        if set(gv) != {"g", "v"}:
-            raise KeyError(f"{layer}: weight-norm pair incomplete (has only {sorted(gv)})")
-        # The same primitive upstream's remove_weight_norm evaluates: v * g / ||v||, norm over dims != 0.
-        out[f"{layer}.weight"] = torch._weight_norm(gv["v"].to(torch.float32), gv["g"].to(torch.float32), 0)
-    return out
-
-
-def build_synthesizer(voice: "VoiceModel") -> Synthesizer:
-    """Build the generator of a loaded voice: eval mode, float32, weight norm folded.
-
-    Every module parameter must come from the file and every stored tensor (except the
-    training-only ``enc_q.*``) must be used; anything else raises :class:`ModelFileError`.
-    """
-    spec = spec_from_config(voice.config, voice.version, voice.if_f0, n_speakers=voice.n_speakers)
-    model = Synthesizer(spec)
-    try:
-        state = fold_weight_norm(voice.weights)
-    except KeyError as exc:
-        raise ModelFileError(voice.path, f"voice model weights incomplete: {exc.args[0]}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(
-            voice.path,
-            f"voice model weights do not fit a {spec.version} {'f0' if spec.if_f0 else 'no-f0'} generator: "
-            f"missing {_few(missing)}, unexpected {_few(unexpected)}",
-        )
-    wrong = [k for k in expected if tuple(expected[k].shape) != tuple(state[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise ModelFileError(
-            voice.path, f"voice model tensor {k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}"
-        )
-    model.load_state_dict(state, strict=True)
-    return model.eval().float()
-
-
-def _few(keys: list[str], n: int = 4) -> str:
-    if not keys:
-        return "none"
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
-# --------------------------------------------------------------------------------------------
-# Seeded random weights (demo assets)
-
-
-def _key_stream(seed: int, label: str, key: str) -> np.random.Generator:
-    """Independent PCG64 stream per tensor, so values don't depend on which other tensors exist."""
-    digest = hashlib.sha256(f"rvc_lab|{seed}|{label}|{key}".encode()).digest()
-    words = np.frombuffer(digest[:16], dtype="<u4")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words.tolist())))
-
-
-def _uniform(rng: np.random.Generator, shape: tuple, low: float, high: float) -> np.ndarray:
-    return low + (high - low) * rng.random(shape)
-
-
-def _normal(rng: np.random.Generator, shape: tuple, std: float) -> np.ndarray:
-    # Box-Muller from uniform doubles: only Generator.random() is used, whose stream NumPy keeps
-    # stable across versions (the normal samplers' streams are not guaranteed).
-    n = int(np.prod(shape))
-    u1 = 1.0 - rng.random((n + 1) // 2)  # (0, 1]: log is finite
-    u2 = rng.random((n + 1) // 2)
-    r = np.sqrt(-2.0 * np.log(u1))
-    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])[:n]
-    return (std * z).reshape(shape)
-
-
-def random_synthesizer_weights(
-    version: str, sr_tag: str, if_f0: bool, seed: int, n_speakers: int = 1, *, config: list | None = None
-) -> dict[str, torch.Tensor]:
-    """Seeded random weights in the stored layout of an exported voice (``weight_g``/``weight_v``).
-
-    Scales follow PyTorch's default initialisation (weights and biases U(+-1/sqrt(fan_in)),
-    embeddings N(0, 1), relative-position embeddings N(0, 1/head_dim)); LayerNorm parameters are
-    perturbed around identity (gamma 1+U(+-0.1), beta U(+-0.1)) and weight-norm gains are
-    ||v|| x U(0.9, 1.1), so that every parameter matters.  Values are rounded to float16 (what an
-    exported file stores) and returned as float32.
-
-    Parameters
-    ----------
-    version : {"v1", "v2"}
-    sr_tag : {"32k", "40k", "48k"}
-    if_f0 : bool
-    seed : int
-    n_speakers : int
-        Rows of ``emb_g.weight``.
-    config : list, optional
-        A non-standard 18-item config (e.g. a tiny generator for fast tests); default: upstream's
-        standard config for ``version`` x ``sr_tag``.  Its sampling rate must match ``sr_tag``.
-
-    Returns
-    -------
-    dict[str, Tensor]
-        Deterministic for (version, sr_tag, if_f0, seed, n_speakers); each tensor has its own stream.
-    """
-    if sr_tag not in SR_TAGS:
-        raise ValueError(f"sr_tag must be one of {sorted(SR_TAGS)}, got {sr_tag!r}")
-    if config is None:
-        config = standard_config(version, sr_tag, n_speakers=n_speakers)
-    spec = spec_from_config(config, version, if_f0, n_speakers=n_speakers)
-    if spec.sampling_rate != SR_TAGS[sr_tag]:
-        raise ValueError(f"config sampling rate {spec.sampling_rate} does not match sr_tag {sr_tag!r}")
-    layout = stored_layout(spec)
-    label = f"{version}-{sr_tag}-{'f0' if if_f0 else 'nof0'}"
-    values: dict[str, np.ndarray] = {}
-    # Weight-norm gains depend on their direction tensors: draw those first.
-    for key in sorted(layout, key=lambda k: layout[k].init == "wn_g"):
-        ts = layout[key]
-        rng = _key_stream(seed, label, key)
-        if ts.init == "uniform":
-            bound = 1.0 / math.sqrt(ts.fan_in)
-            a = _uniform(rng, ts.shape, -bound, bound)
-        elif ts.init == "normal":
-            a = _normal(rng, ts.shape, ts.std)
-        elif ts.init == "ln_gamma":
-            a = 1.0 + _uniform(rng, ts.shape, -0.1, 0.1)
-        elif ts.init == "ln_beta":
-            a = _uniform(rng, ts.shape, -0.1, 0.1)
-        elif ts.init == "wn_g":
-            v = values[ts.of].astype(np.float64)
-            norm = np.sqrt((v.reshape(v.shape[0], -1) ** 2).sum(axis=1)).reshape(ts.shape)
-            a = norm * _uniform(rng, ts.shape, 0.9, 1.1)
-        else:  # pragma: no cover - layout and this switch are written together
-            raise AssertionError(ts.init)
-        values[key] = a.astype(np.float16)
-    return {k: torch.from_numpy(values[k].astype(np.float32)) for k in layout}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
+import rvc_lab
+from rvc_lab.cpu import cpu_model
 from rvc_lab.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -18,9 +20,6 @@ log = logging.getLogger(__name__)
 def worker_environment(paths: list[str]) -> dict:
     """Run on each worker: its rvc_lab and torch versions, CPU, and which of ``paths`` it cannot read."""
     import torch
-
-    import rvc_lab
-    from rvc_lab.cpu import cpu_model
 
     return {"rvc_lab": rvc_lab.__version__, "torch": torch.__version__, "cpu_model": cpu_model(),
             "unreadable": [p for p in paths if not os.access(p, os.R_OK)]}
@@ -50,8 +49,6 @@ def connect(scheduler: str, paths: list[str], timeout_s: float = 10.0):
     """
     import torch
     from dask.distributed import Client
-
-    import rvc_lab
 
     try:
         client = Client(scheduler, timeout=timeout_s)

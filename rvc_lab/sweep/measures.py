@@ -33,8 +33,20 @@ from dataclasses import replace
 
 import numpy as np
 
+from rvc_lab.audio import load_audio, prepare_input, resample_offline
+from rvc_lab.convert.models import ConverterModels
+from rvc_lab.convert.streaming import stream_file
+from rvc_lab.cpu import cpu_model
 from rvc_lab.errors import first_line
+from rvc_lab.f0 import F0Estimator
+from rvc_lab.files.synthetic import default_cache_dir
+from rvc_lab.instrument import StageTimer, summarize_trace
 from rvc_lab.metrics.f0 import F0_METRIC_NAMES, f0_metrics, track_on_times
+from rvc_lab.parity import matching_offline_settings, parity_stream_settings, run_offline_reference, stream_vs_offline
+from rvc_lab.pitch_datasets import DatasetItem, PitchReference, read_item_audio, read_reference
+from rvc_lab.speech import speech_input
+from rvc_lab.sweep.study import SETTING_KEYS
+from rvc_lab.testsignals import tone_suite
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +63,6 @@ _OFFLINE_KEEP = 8
 def stream_settings(params: dict):
     """The :class:`StreamSettings` of a cell: parity defaults (noise off, no loudness matching,
     no gate, fcpe) with the cell's settings over them (``backend`` is a load option, left out)."""
-    from rvc_lab.parity import parity_stream_settings
-
     return parity_stream_settings(**{k: v for k, v in params.items() if k != "backend"})
 
 
@@ -67,24 +77,14 @@ def load_input(spec, seconds: float | None):
     to ``seconds``; a file whose rate is not a multiple of 100 Hz is resampled to 48 kHz
     (streaming works on whole 10 ms frames), said in one log line.
     """
-    from rvc_lab.audio import load_audio, resample_offline
-    from rvc_lab.pitch_datasets import PitchReference, read_item_audio, read_reference
-
     truth = None
     if spec.kind == "tone":
-        from rvc_lab.testsignals import tone_suite
-
         case = tone_suite(SWEEP_RATE, seconds or 2.0, names=[spec.ref])[0]
         return case.audio, case.sr, PitchReference(case.times, case.f0_hz, case.voiced)
     if spec.kind == "speech":
-        from rvc_lab.files.synthetic import default_cache_dir
-        from rvc_lab.speech import speech_input
-
         sp = speech_input(max_seconds=seconds, cache_dir=default_cache_dir(), sr=SWEEP_RATE)
         return sp.audio, sp.sr, None
     if spec.kind == "dataset":
-        from rvc_lab.pitch_datasets import DatasetItem
-
         item = DatasetItem(spec.name, spec.ref, spec.reference, spec.layout)
         audio, sr = read_item_audio(item)
         truth = read_reference(item)
@@ -108,8 +108,6 @@ def cached_models(voice, backend: str):
     """:class:`rvc_lab.convert.models.ConverterModels` of a voice, loaded once per process."""
     key = (voice, backend)
     if key not in _MODELS:
-        from rvc_lab.convert.models import ConverterModels
-
         _MODELS[key] = ConverterModels.load(voice.model, hubert=voice.hubert, index=voice.index,
                                             rmvpe=voice.rmvpe, backend=backend)
     return _MODELS[key]
@@ -123,8 +121,6 @@ def _f0_tracker(method: str, rmvpe: str | None, models=None):
         if models is not None:
             tracker = models.f0_estimator(method)
         else:
-            from rvc_lab.f0 import F0Estimator
-
             tracker = F0Estimator(method, rmvpe_path=rmvpe)
         tracker.track(np.zeros(1600, dtype=np.float32))
         _F0[key] = tracker
@@ -134,8 +130,6 @@ def _f0_tracker(method: str, rmvpe: str | None, models=None):
 def _timed_track(cell, models, audio, sr) -> tuple[np.ndarray, float]:
     """``(f0 Hz on the 10 ms grid of the 16 kHz input, seconds of tracking)`` of the cell's
     ``f0_method``; the last result is kept so ``f0`` and ``cost`` of one cell track once."""
-    from rvc_lab.audio import prepare_input
-
     method = stream_settings(cell.params).f0_method
     rmvpe = cell.rmvpe or (cell.voice.rmvpe if cell.voice else None)
     key = (cell.input, cell.seconds, method, rmvpe, id(models))
@@ -149,8 +143,6 @@ def _timed_track(cell, models, audio, sr) -> tuple[np.ndarray, float]:
 
 
 def _offline_reference(models, key: tuple, audio, sr, off_settings):
-    from rvc_lab.parity import run_offline_reference
-
     if key in _OFFLINE:
         _OFFLINE.move_to_end(key)
         return _OFFLINE[key]
@@ -170,9 +162,6 @@ def _rows(measure: str, values: dict) -> list[dict]:
 
 
 def measure_parity(cell, models, audio, sr, truth) -> list[dict]:
-    from rvc_lab.parity import matching_offline_settings, stream_vs_offline
-    from rvc_lab.sweep.study import SETTING_KEYS
-
     s = stream_settings(cell.params)
     off_s = matching_offline_settings(s)
     key = (cell.voice, cell.params.get("backend", "torch"), cell.input, cell.seconds, repr(off_s))
@@ -197,8 +186,6 @@ def measure_cost(cell, models, audio, sr, truth) -> list[dict]:
     if cell.voice is None:
         _, seconds = _timed_track(cell, models, audio, sr)
         return _rows("cost", {"f0_ms_per_s": 1000.0 * seconds / (audio.shape[0] / sr)})
-    from rvc_lab.convert.streaming import stream_file
-    from rvc_lab.instrument import StageTimer, summarize_trace
 
     timer = StageTimer()
     stream_file(models, audio, sr, replace(stream_settings(cell.params), noise=False), timer=timer)
@@ -222,8 +209,6 @@ def run_cell(cell) -> dict:
     """
     import torch
     from threadpoolctl import threadpool_limits
-
-    from rvc_lab.cpu import cpu_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(cell.threads)

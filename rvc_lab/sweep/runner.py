@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from rvc_lab.sweep import cache
+import rvc_lab
+from rvc_lab.atomic import atomic_path, write_text_atomic
+from rvc_lab.cpu import cpu_model, usable_cores
 from rvc_lab.errors import SettingsError
+from rvc_lab.files.synthetic import cached_demo_assets
+from rvc_lab.sweep import cache
+from rvc_lab.sweep.cluster import connect, local_cluster
 from rvc_lab.sweep.measures import error_row, load_input, run_cell
 
 log = logging.getLogger(__name__)
@@ -43,7 +48,6 @@ def resolve_voices(study):
     """The study with demo voices replaced by their files (written to the cache on first use)."""
     if not any(v.demo for v in study.voices):
         return study
-    from rvc_lab.files.synthetic import cached_demo_assets
 
     paths = cached_demo_assets()
     voices = [replace(v, model=os.fspath(paths[v.demo]), hubert=os.fspath(paths["hubert"]),
@@ -54,9 +58,6 @@ def resolve_voices(study):
 
 def _environment() -> dict:
     import torch
-
-    import rvc_lab
-    from rvc_lab.cpu import cpu_model
 
     return {"rvc_lab": rvc_lab.__version__, "torch": torch.__version__, "cpu_model": cpu_model()}
 
@@ -96,8 +97,6 @@ def run_study(study, out: str | os.PathLike, *, workers: int | None = None, sche
     """
     from tqdm.auto import tqdm
 
-    from rvc_lab.cpu import usable_cores
-
     check_run_options(workers, scheduler, serial)
     t0 = time.perf_counter()
     out = Path(out)
@@ -118,8 +117,6 @@ def run_study(study, out: str | os.PathLike, *, workers: int | None = None, sche
     n_workers, client, cluster = 1, None, None
     try:
         if todo and not serial:
-            from rvc_lab.sweep.cluster import connect, local_cluster
-
             if scheduler:
                 client = connect(scheduler, study.file_paths())
             else:
@@ -192,8 +189,6 @@ def _table(study, cells, keys, records) -> pd.DataFrame:
 
 
 def _write_results(table: pd.DataFrame, out: Path) -> dict:
-    from rvc_lab.atomic import atomic_path, write_text_atomic
-
     with atomic_path(out / "results.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     write_text_atomic(out / "results.csv", table.to_csv(index=False))

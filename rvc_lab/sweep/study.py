@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvc_lab.errors import SettingsError
+from rvc_lab.export.backends import check_backend
+from rvc_lab.pitch_datasets import dataset_items
+from rvc_lab.testsignals import SUITE_NAMES
 
 #: Settings a study may fix or sweep, with their types (StreamSettings fields and the backend).
 SETTING_KEYS: dict[str, type] = {
@@ -244,7 +247,6 @@ def _setting_values(key: str, values: list) -> list:
 
 def _check_cells(study: Study) -> None:
     """Every grid point must be a valid stream configuration for every voice (before any load)."""
-    from rvc_lab.export.backends import check_backend
     from rvc_lab.sweep.measures import stream_settings
 
     keys = list(study.grid)
@@ -293,8 +295,6 @@ def _voice(entry, base: Path) -> VoiceSpec:
 
 
 def _inputs(entry, base: Path) -> list[InputSpec]:
-    from rvc_lab.testsignals import SUITE_NAMES
-
     if entry == "tones":
         return [InputSpec(f"tone:{n}", "tone", n) for n in SUITE_NAMES]
     if entry == "speech":
@@ -306,8 +306,6 @@ def _inputs(entry, base: Path) -> list[InputSpec]:
             raise SettingsError(f"study: tone(s) {bad} unknown; known: {', '.join(SUITE_NAMES)}")
         return [InputSpec(f"tone:{n}", "tone", n) for n in names]
     if isinstance(entry, dict) and "dataset" in entry:
-        from rvc_lab.pitch_datasets import dataset_items
-
         unknown = sorted(set(entry) - {"dataset", "layout"})
         if unknown:
             raise SettingsError(f"study: dataset entry: unknown key(s) {', '.join(unknown)}")
