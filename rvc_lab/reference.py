@@ -8,7 +8,8 @@ A case is a directory (layout in DESIGN.md)::
     stages.npz    per-stage golden vectors, so a port can find the first stage where it diverges
 
 Stage vectors (float32 unless said):
-offline: ``input_16k`` [N], ``content_features`` [T20, C], ``blended_features`` [T20, C],
+offline: ``input_16k`` [N], ``encoder_input`` [N + 2 x_pad * 16000] (the high-passed, reflect-padded
+signal the content encoder reads; a port starts there), ``content_features`` [T20, C], ``blended_features`` [T20, C],
 ``f0_hz`` (float64) / ``f0_coarse`` (int32) [P] on the 10 ms grid of the padded input,
 ``generator_output`` [S] at the voice rate, ``output_float`` [S] before int16.
 stream: ``block_feats`` [B, p_len, C], ``block_pitch`` (int64) / ``block_pitchf`` [B, p_len],
@@ -60,7 +61,7 @@ DEFAULT_TOLERANCES = {
 
 #: Stage order of each chain: the first failing stage in this order is where a port diverged.
 STAGE_ORDER = {
-    "offline": ["input_16k", "content_features", "blended_features", "f0_hz", "f0_coarse",
+    "offline": ["input_16k", "encoder_input", "content_features", "blended_features", "f0_hz", "f0_coarse",
                 "generator_output", "output_float"],
     "stream": ["block_feats", "block_pitch", "block_pitchf", "block_infer_out", "sola_offset"],
 }

@@ -105,6 +105,8 @@ class OfflineResult:
         Output sample rate (Hz).
     stages : dict
         Per-stage arrays when requested: ``input_16k`` (float32, after peak limiting),
+        ``encoder_input`` (float32, the high-passed, reflect-padded 16 kHz signal the chunks are
+        cut from: the content encoder's input when the input is not chunked),
         ``content_features`` / ``blended_features`` ([T20ms, C] per chunk, concatenated),
         ``f0_hz`` / ``f0_coarse`` (10 ms grid of the padded input), ``generator_output`` (float32 at
         the voice rate, padding removed, before RMS mix), ``output_float`` (before int16).
@@ -172,6 +174,9 @@ def convert_offline(
     # upstream reflect-pads by t_pad; inputs shorter than that need numpy's reflect to wrap, which
     # it does for pad > len by repeated reflection, the same as upstream
     audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
+    if rec is not None:
+        # what the content encoder reads (as float32), so a port can start at the features
+        rec["encoder_input"] = audio_pad.astype(np.float32)
     pitch, pitchf = _pitch_inputs(models, audio_pad, s, timer, rec)
     out = _convert_in_chunks(models, audio_pad, quiet_cut_points(audio, s), pitch, pitchf, s, timer, rec)
     out, sr = _postprocess(out, audio, voice.tgt_sr, s, timer)
