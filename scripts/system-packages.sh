@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the workbench uses: espeak-ng (offline speech input), sox, chromium for the
 # headless-browser check of the HTML report, and for live audio (`rvc-lab live`, its tests) the JACK
-# server with its tools (jackd2: jackd, jack_lsp, jack_connect, ...) and PortAudio (libportaudio2).
+# server with its tools (jackd2: jackd, jack_lsp, jack_connect, ...) and PortAudio (libportaudio2),
+# and g++ (build-essential) for the reference C++ host that `rvc-lab port-check` builds.
 # Installed only when missing; needs root (as on CI).  Under RVC_LAB_STRICT=1 (.ci/run) a package
 # that cannot be installed is a failure with the reason, not a warning.
 set -euo pipefail
@@ -11,6 +12,7 @@ command -v sox >/dev/null || need+=(sox)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 { command -v jackd >/dev/null && command -v jack_connect >/dev/null; } || need+=(jackd2)
 { ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2'; } || need+=(libportaudio2)
+command -v g++ >/dev/null || need+=(build-essential)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-packages: missing ${need[*]}; install them with apt-get (needs root)" >&2

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "rvc_lab.cli.export",  # export
     "rvc_lab.cli.pitch",  # f0, f0-bench
     "rvc_lab.cli.cases",  # check, reference make|compare
+    "rvc_lab.cli.port",  # port-check (the C++ host against reference cases)
     "rvc_lab.cli.report",  # report
     "rvc_lab.cli.live",  # live (audio devices, measured latency)
     "rvc_lab.cli.sweep",  # sweep (studies on Dask)
