@@ -12,7 +12,8 @@ offline: ``input_16k`` [N], ``encoder_input`` [N + 2 x_pad * 16000] (the high-pa
 signal the content encoder reads; a port starts there), ``content_features`` [T20, C], ``blended_features`` [T20, C],
 ``f0_hz`` (float64) / ``f0_coarse`` (int32) [P] on the 10 ms grid of the padded input,
 ``generator_output`` [S] at the voice rate, ``output_float`` [S] before int16.
-stream: ``block_feats`` [B, p_len, C], ``block_pitch`` (int64) / ``block_pitchf`` [B, p_len],
+stream: ``block_input_16k`` [B, N16] (the 16 kHz ring the content encoder reads; a port starts there),
+``block_feats`` [B, p_len, C] (blended, on the 10 ms grid, as the generator gets them), ``block_pitch`` (int64) / ``block_pitchf`` [B, p_len],
 ``block_infer_out`` [B, L] at the voice rate, ``sola_offset`` (int64) [B].
 """
 from __future__ import annotations
@@ -63,7 +64,7 @@ DEFAULT_TOLERANCES = {
 STAGE_ORDER = {
     "offline": ["input_16k", "encoder_input", "content_features", "blended_features", "f0_hz", "f0_coarse",
                 "generator_output", "output_float"],
-    "stream": ["block_feats", "block_pitch", "block_pitchf", "block_infer_out", "sola_offset"],
+    "stream": ["block_input_16k", "block_feats", "block_pitch", "block_pitchf", "block_infer_out", "sola_offset"],
 }
 
 
@@ -151,7 +152,8 @@ def run_chain(kind: str, assets: dict, params: dict, input_path: str | os.PathLi
     if kind == "stream":
         out, out_sr, conv = stream_file(models, audio, sr, StreamSettings(**params), record=True)
         recs = conv.records
-        stages = {"block_feats": np.stack([r["feats"] for r in recs]),
+        stages = {"block_input_16k": np.stack([r["input_16k"] for r in recs]).astype(np.float32),
+                  "block_feats": np.stack([r["feats"] for r in recs]),
                   "block_infer_out": np.stack([r["infer_out"] for r in recs]),
                   "sola_offset": np.array([r["sola_offset"] for r in recs], dtype=np.int64)}
         if recs[0]["pitch"] is not None:

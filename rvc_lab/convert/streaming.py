@@ -194,7 +194,8 @@ class StreamingConverter:
     timer : StageTimer, optional
         Per-block stage times; a disabled timer costs nothing.
     record : bool
-        Keep per-block intermediate values in :attr:`records` (one dict per block: ``pitch``,
+        Keep per-block intermediate values in :attr:`records` (one dict per block: ``input_16k``
+        (the 16 kHz ring the content encoder reads), ``pitch``,
         ``pitchf`` [p_len] as given to the generator, ``feats`` [p_len, C], ``infer_out`` at the
         voice rate, ``sola_offset``): the streaming stage vectors of reference cases.
     """
@@ -469,6 +470,7 @@ class StreamingConverter:
                 out = self._formant_resamplers[upp_res](out[: g.return_length * upp_res])
         if self.records is not None:
             self._record = {
+                "input_16k": self.input_wav_res.clone().numpy(),  # the encoder's input: where a port starts
                 "feats": feats[0].clone().numpy(),
                 "pitch": None if pitch is None else pitch[0].clone().numpy(),
                 "pitchf": None if pitchf is None else pitchf[0].clone().numpy(),
