@@ -51,7 +51,7 @@ struct rvc_host {
   torch::jit::Module encoder, generator;
   bool has_index = false;
   Index index;
-  std::vector<float> content, blended, audio;  // outputs of the last rvc_process
+  std::vector<float> content, blended, phone, audio;  // outputs of the last rvc_process
 };
 
 namespace {
@@ -269,11 +269,15 @@ void process(rvc_host& h, const rvc_block& b, rvc_block_out& out) {
   // 1. content features [1, T, C] from the 16 kHz audio as given (no normalisation)
   std::vector<float> audio(b.audio16k, b.audio16k + b.n_audio);
   torch::Tensor feats = h.encoder.forward({torch::from_blob(audio.data(), {1, b.n_audio})}).toTensor().contiguous();
-  const int64_t T = (b.n_audio - 400) / 320 + 1;
+  int64_t T = (b.n_audio - 400) / 320 + 1;
   if (feats.scalar_type() != torch::kFloat32 || feats.sizes() != torch::IntArrayRef({1, T, C}))
     fail(RVC_E_MODEL, "content encoder: output is not float32 [1, T, feature_dim]");
   const float* fp = feats.data_ptr<float>();
   h.content.assign(fp, fp + T * C);
+  if (b.repeat_last) {  // realtime pads the features by their last frame before retrieval
+    h.content.insert(h.content.end(), fp + (T - 1) * C, fp + T * C);
+    ++T;
+  }
   h.blended = h.content;
 
   // 2. retrieval blend on the 20 ms frames
@@ -294,7 +298,8 @@ void process(rvc_host& h, const rvc_block& b, rvc_block_out& out) {
     if (!b.f0_hz || !b.f0_coarse || b.n_f0 < P) fail(RVC_E_ARGUMENT, "f0 voice: f0_hz and f0_coarse need >= 2 T frames");
     pitch = torch::from_blob(const_cast<int64_t*>(b.f0_coarse), {1, P}, torch::kInt64).clone();
     pitchf = torch::from_blob(const_cast<float*>(b.f0_hz), {1, P}, torch::kFloat32).clone();
-    if (pitch.min().item<int64_t>() < 1 || pitch.max().item<int64_t>() > 255) fail(RVC_E_ARGUMENT, "f0_coarse outside 1..255");
+    // 0 occurs too: realtime's pitch caches start empty (the generator's embedding has 256 rows)
+    if (pitch.min().item<int64_t>() < 0 || pitch.max().item<int64_t>() > 255) fail(RVC_E_ARGUMENT, "f0_coarse outside 0..255");
     if (!torch::isfinite(pitchf).all().item<bool>()) fail(RVC_E_ARGUMENT, "f0_hz is not finite");
     // 4. protect: unvoiced frames (f0 < 1 Hz) keep protect * blended + (1 - protect) * raw
     if (b.protect < 0.5) {
@@ -338,6 +343,7 @@ void process(rvc_host& h, const rvc_block& b, rvc_block_out& out) {
     else if (name == "noise_prior") inputs.push_back(prior);
     else inputs.push_back(source);  // noise_source (the names were checked at load)
   }
+  h.phone.assign(ph, ph + P * C);
   torch::Tensor y = h.generator.forward(inputs).toTensor().contiguous();
   if (y.scalar_type() != torch::kFloat32 || y.sizes() != torch::IntArrayRef({1, 1, ret2 * upp}))
     fail(RVC_E_MODEL, "generator: output is not float32 [1, 1, return_length2 * samples_per_frame]");
@@ -346,6 +352,8 @@ void process(rvc_host& h, const rvc_block& b, rvc_block_out& out) {
   out.content = h.content.data();
   out.blended = h.blended.data();
   out.frames = T;
+  out.phone = h.phone.data();
+  out.pitch_frames = P;
   out.audio = h.audio.data();
   out.n_out = ret2 * upp;
 }

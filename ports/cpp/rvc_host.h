@@ -45,8 +45,9 @@ typedef struct rvc_block {
   const float* audio16k;   /* [n_audio] 16 kHz, what the content encoder reads (n_audio >= 400) */
   int64_t n_audio;
   const float* f0_hz;      /* [n_f0] Hz on the 10 ms grid, 0 = unvoiced (f0 voices; else NULL) */
-  const int64_t* f0_coarse;/* [n_f0] coarse pitch 1..255 (f0 voices; else NULL) */
-  int64_t n_f0;            /* >= the pitch frames used: min(2 T, n_audio / 160) */
+  const int64_t* f0_coarse;/* [n_f0] coarse pitch 1..255 (0 in realtime's empty pitch cache) (f0 voices; else NULL) */
+  int64_t n_f0;            /* >= the pitch frames used, P = min(2 T, n_audio / 160) */
+  int32_t repeat_last;     /* 1: append a copy of the last content frame first (realtime does; T grows by 1) */
   double index_rate;       /* 0..1; 0 or no index: no retrieval */
   int64_t retrieval_from;  /* first content frame blended (offline 0; streaming skip_head / 2) */
   int32_t skip_on_missing; /* 1: a missing neighbour skips the blend (realtime); 0: weight 0 (offline) */
@@ -63,6 +64,8 @@ typedef struct rvc_block_out {
   const float* content;    /* [frames, feature_dim] content features */
   const float* blended;    /* [frames, feature_dim] after retrieval (== content without it) */
   int64_t frames;
+  const float* phone;      /* [pitch_frames, feature_dim] the generator's phone input (10 ms grid) */
+  int64_t pitch_frames;
   const float* audio;      /* [n_out] generator output at sample_rate */
   int64_t n_out;
 } rvc_block_out;

@@ -1,14 +1,15 @@
 """``rvc-lab port-check``: the reference C++ host on reference cases, stage by stage against rvc_lab.
 
-For each offline case the host (``ports/cpp``, built by :mod:`rvc_lab.port.build`) reads the
-case's stage inputs (``encoder_input``, ``f0_hz``, ``f0_coarse``) and writes the stages it
-computes; those are compared with the case's ``stages.npz`` by the reference-case comparison
+For each case the host (``ports/cpp``, built by :mod:`rvc_lab.port.build`) reads the case's
+stage inputs (offline: ``encoder_input``, ``f0_hz``, ``f0_coarse``; streaming, one call per block:
+``block_input_16k``, ``block_pitch``, ``block_pitchf``) and writes the stages it computes; those
+are compared with the case's ``stages.npz`` by the reference-case comparison
 (:func:`rvc_lab.reference.stage_rows`, relative L2) against the port targets below, and the first
 stage over its target is named.
 
-A case is *not applicable* (listed, not a failure) when it is a streaming case, belongs to another
-voice than ``--bundle``, needs an index the bundle lacks, is chunked (longer than ``x_max``) or uses
-unseeded noise.  Without ``--bundle`` each case's voice is exported once into the cache
+A case is *not applicable* (listed, not a failure) when it belongs to another voice than
+``--bundle``, needs an index the bundle lacks, is chunked (offline, longer than ``x_max``), shifts
+formants (streaming: the stretch is caller-side) or uses unseeded noise.  Without ``--bundle`` each case's voice is exported once into the cache
 (:func:`rvc_lab.export.bundle.cached_bundle`, the entry ``--backend torchscript`` runs share).
 """
 from __future__ import annotations
@@ -29,9 +30,11 @@ from rvc_lab.reference import find_cases, load_case, resolve_assets, stage_rows
 log = logging.getLogger(__name__)
 
 #: Largest relative L2 error per stage (fp32): features as the exported graphs' self-check, audio looser.
-TARGETS = {"content_features": 1e-5, "blended_features": 1e-5, "generator_output": 1e-4}
-#: Stage vectors the host reads from a case.
-INPUTS = ("encoder_input", "f0_hz", "f0_coarse")
+TARGETS = {"content_features": 1e-5, "blended_features": 1e-5, "generator_output": 1e-4,
+           "block_feats": 1e-5, "block_infer_out": 1e-4}
+#: Stage vectors the host reads from a case, by kind: (audio, coarse pitch, pitch in Hz).
+INPUTS = {"offline": ("encoder_input", "f0_coarse", "f0_hz"),
+          "stream": ("block_input_16k", "block_pitch", "block_pitchf")}
 HOST_TIMEOUT_S = 600
 
 OK, DIVERGED, ERROR = 0, 1, 2
@@ -52,11 +55,14 @@ class CaseResult:
     note: str = ""
 
 
-def _offline_settings(case: dict):
+def _settings(case: dict):
     from rvc_lab.convert.offline import OfflineSettings
+    from rvc_lab.convert.streaming import StreamSettings
 
+    if case["kind"] not in INPUTS:
+        raise SettingsError(f"case kind {case['kind']!r} unknown")
     try:
-        return OfflineSettings(**case["params"])
+        return (OfflineSettings if case["kind"] == "offline" else StreamSettings)(**case["params"])
     except TypeError as e:
         raise SettingsError(f"case params: {e}") from None
 
@@ -72,8 +78,6 @@ def _bundle_voice(bundle: Path) -> dict:
 
 def _applicable(case: dict, golden: dict, settings, bundle_voice: dict | None) -> None:
     """Raise :class:`NotApplicable` naming the reason a case cannot run here."""
-    if case["kind"] != "offline":
-        raise NotApplicable("streaming case: the host driver runs offline cases (per-block streaming not ported yet)")
     want = case.get("asset_fingerprints", {}).get("model")
     if bundle_voice is not None and want and bundle_voice["source_sha256"] != want:
         raise NotApplicable("case of another voice than the bundle's")
@@ -81,11 +85,29 @@ def _applicable(case: dict, golden: dict, settings, bundle_voice: dict | None) -
         raise NotApplicable("the case blends an index and the bundle has none")
     if settings.noise and settings.seed is None:
         raise NotApplicable("unseeded generator noise cannot be repeated")
-    if golden["input_16k"].size + 160 > 16000 * settings.x_max:
+    if case["kind"] == "stream" and settings.formant != 0:
+        raise NotApplicable("formant shift: its output stretch is caller-side, not in the host")
+    if case["kind"] == "offline" and golden["input_16k"].size + 160 > 16000 * settings.x_max:
         raise NotApplicable(f"input longer than x_max={settings.x_max} s is chunked; the driver runs one chunk")
 
 
-def run_host(binary: Path, bundle: Path, inputs: dict, settings, workdir: Path) -> dict:
+def _host_options(case: dict, case_dir: Path, settings) -> list[str]:
+    """The driver's options for this case's settings (streaming: the block geometry in frames)."""
+    seed = str(-1 if not settings.noise else settings.seed)
+    if case["kind"] == "offline":
+        return ["--index-rate", repr(float(settings.index_rate)), "--protect", repr(float(settings.protect)),
+                "--sid", str(settings.sid), "--x-pad", str(settings.x_pad), "--seed", seed]
+    import soundfile as sf
+
+    from rvc_lab.convert.streaming import StreamGeometry
+
+    # frame counts are whole 10 ms frames: the same at the file's rate and the voice's
+    g = StreamGeometry.from_settings(settings, sf.info(str(case_dir / case["input"])).samplerate)
+    return ["--stream", "--skip-head", str(g.skip_head), "--return-length", str(g.return_length),
+            "--index-rate", repr(float(settings.index_rate)), "--sid", str(settings.sid), "--seed", seed]
+
+
+def run_host(binary: Path, bundle: Path, inputs: dict, options: list[str], workdir: Path) -> dict:
     """Run the host once; returns its stage arrays by name.
 
     Raises
@@ -98,10 +120,7 @@ def run_host(binary: Path, bundle: Path, inputs: dict, settings, workdir: Path) 
     out_dir.mkdir()
     for name, arr in inputs.items():
         np.save(in_dir / f"{name}.npy", arr, allow_pickle=False)
-    cmd = [str(binary), "--bundle", str(bundle), "--inputs", str(in_dir), "--out", str(out_dir),
-           "--index-rate", repr(float(settings.index_rate)), "--protect", repr(float(settings.protect)),
-           "--sid", str(settings.sid), "--x-pad", str(settings.x_pad),
-           "--seed", str(-1 if not settings.noise else settings.seed)]
+    cmd = [str(binary), "--bundle", str(bundle), "--inputs", str(in_dir), "--out", str(out_dir), *options]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=HOST_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -119,12 +138,14 @@ def check_case(case_dir: Path, binary: Path, bundle: Path | None = None) -> Case
         case = load_case(case_dir)
         with np.load(case_dir / case.get("stages", "stages.npz")) as z:
             golden = {k: z[k] for k in z.files}
-        settings = _offline_settings(case) if case["kind"] == "offline" else None
+        settings = _settings(case)
         try:
             _applicable(case, golden, settings, None if bundle is None else _bundle_voice(bundle))
         except NotApplicable as e:
             return CaseResult(name, "n/a", [], str(e))
-        missing = [k for k in INPUTS if k not in golden and (k == "encoder_input" or "f0_coarse" in golden)]
+        audio_key, coarse_key, hz_key = INPUTS[case["kind"]]
+        f0_voice = coarse_key in golden
+        missing = [k for k in (audio_key, coarse_key, hz_key) if k not in golden and (k == audio_key or f0_voice)]
         if missing:
             raise SettingsError(f"stages.npz lacks {', '.join(missing)} (re-make the case with this rvc_lab)")
         if bundle is None:
@@ -132,16 +153,16 @@ def check_case(case_dir: Path, binary: Path, bundle: Path | None = None) -> Case
 
             a = resolve_assets(case["assets"])
             bundle = cached_bundle(a["model"], a["hubert"], a.get("index"), rmvpe=a.get("rmvpe"))
-        inputs = {"encoder_input": golden["encoder_input"].astype(np.float32)}
-        if "f0_coarse" in golden:
-            inputs["f0_hz"] = golden["f0_hz"]
-            inputs["f0_coarse"] = golden["f0_coarse"].astype(np.int64)
+        inputs = {audio_key: golden[audio_key].astype(np.float32)}
+        if f0_voice:
+            inputs[coarse_key] = golden[coarse_key].astype(np.int64)
+            inputs[hz_key] = golden[hz_key]
         with tempfile.TemporaryDirectory(prefix="port-check-") as tmp:
-            actual = run_host(binary, Path(bundle), inputs, settings, Path(tmp))
+            actual = run_host(binary, Path(bundle), inputs, _host_options(case, case_dir, settings), Path(tmp))
     except (RVCLabError, OSError, ValueError, KeyError) as e:
         return CaseResult(name, "error", [], str(e))
     expected = {k: golden[k] for k in TARGETS if k in golden}
-    rows = stage_rows(actual, expected, "offline", {"default": max(TARGETS.values()), **TARGETS})
+    rows = stage_rows(actual, expected, case["kind"], {"default": max(TARGETS.values()), **TARGETS})
     first = next((r["stage"] for r in rows if not r["passed"]), None)
     return CaseResult(name, "diverged" if first else "ok", rows, f"first divergent stage: {first}" if first else "")
 
