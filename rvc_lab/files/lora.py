@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -54,7 +56,6 @@ class LoRAAdapter:
     target: dict
     layers: dict[str, LayerAdapter]
     info: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def parameter_count(self) -> int:
@@ -74,23 +75,34 @@ def describe_target(target: dict) -> str:
 def adaptable_layers(voice) -> dict[str, tuple[str, tuple]]:
     """Every layer of the voice's generator an adapter can target, in module order.
 
+    Parameters
+    ----------
+    voice : VoiceModel (or anything with ``config``, ``version``, ``if_f0``, ``n_speakers``)
+
     Returns
     -------
     dict[str, (kind, weight_shape)]
         Module name -> (``"linear"|"conv1d"|"conv_transpose1d"``, shape of its folded weight).
-        Built on the meta device: no weights are read and nothing is allocated.
+        Built on the meta device (no weights read, nothing allocated) and cached per architecture.
     """
-    spec = spec_from_config(voice.config, voice.version, voice.if_f0, n_speakers=voice.n_speakers)
+    key = (json.dumps(list(voice.config)), voice.version, bool(voice.if_f0), int(voice.n_speakers))
+    return dict(_layer_table(key))
+
+
+@lru_cache(maxsize=16)
+def _layer_table(key: tuple) -> tuple:
+    config, version, if_f0, n_speakers = key
+    spec = spec_from_config(json.loads(config), version, if_f0, n_speakers=n_speakers)
     with torch.device("meta"):
         model = Synthesizer(spec)
-    out = {}
+    out = []
     for name, module in model.named_modules():
         try:
             kind = layer_kind(module)
         except TypeError:
             continue
-        out[name] = (kind, tuple(module.weight.shape))
-    return out
+        out.append((name, (kind, tuple(module.weight.shape))))
+    return tuple(out)
 
 
 def parse_adapter(path: str, obj) -> LoRAAdapter:
@@ -130,9 +142,8 @@ def parse_adapter(path: str, obj) -> LoRAAdapter:
             if not bool(torch.isfinite(t).all()):
                 fail(f"layer {name}: {key} contains NaN or infinite values")
         parsed[name] = LayerAdapter(entry["lora_A"].float(), entry["lora_B"].float(), float(alpha), r)
-    info = obj.get("info", "")
-    extra = {k: v for k, v in obj.items() if k not in ("format", "target", "layers", "info")}
-    return LoRAAdapter(path=path, target=dict(target), layers=parsed, info=str(info), extra=extra)
+    target = {"version": target["version"], "sample_rate": target["sample_rate"], "f0": int(target["f0"])}
+    return LoRAAdapter(path=path, target=target, layers=parsed, info=str(obj.get("info", "")))
 
 
 def load_adapter(path: str | os.PathLike) -> LoRAAdapter:

@@ -88,7 +88,8 @@ def layer_kind(module: nn.Module) -> str:
             if kind != "linear" and module.groups != 1:
                 raise TypeError(f"grouped {cls.__name__} (groups={module.groups}) cannot take a LoRA adapter")
             return kind
-    raise TypeError(f"{type(module).__name__} cannot take a LoRA adapter (only {', '.join(c.__name__ for c in LAYER_KINDS.values())})")
+    kinds = ", ".join(c.__name__ for c in LAYER_KINDS.values())
+    raise TypeError(f"{type(module).__name__} cannot take a LoRA adapter (only {kinds})")
 
 
 def factor_shapes(kind: str, weight_shape: tuple, r: int) -> tuple[tuple, tuple]:
@@ -159,7 +160,8 @@ class LoRAAdapted(nn.Module):
         want = factor_shapes(self.kind, tuple(base.weight.shape), adapter.r)
         got = (tuple(adapter.lora_A.shape), tuple(adapter.lora_B.shape))
         if got != want:
-            raise ValueError(f"adapter factors {got} do not fit a {self.kind} with weight {tuple(base.weight.shape)}: expected {want}")
+            shape = tuple(base.weight.shape)
+            raise ValueError(f"adapter factors {got} do not fit a {self.kind} with weight {shape}: expected {want}")
         self.base = base
         self.scale = adapter.scale
         dtype = base.weight.dtype
