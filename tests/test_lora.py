@@ -230,11 +230,16 @@ def test_written_voice_is_fp16_rounding_of_fp32_merge(files, audio):
     assert err <= 1e-3  # measured 5e-5: fp16 rounding of the weights only (an empirical 20x margin)
 
 
-def test_cli_merge_writes_a_voice(files, capsys):
-    out = files.dir / "cli" / "merged.pth"
-    assert main(["lora", "merge", str(files.voice_path), str(files.adapter_path), "-o", str(out)]) == 0
-    assert load_voice(out).version == "v2"
-    assert [p.name for p in out.parent.iterdir()] == ["merged.pth"], "no temporary left beside it"
+def test_cli_random_then_merge(files):
+    folder = files.dir / "cli"
+    adapter, out = folder / "adapter.pt", folder / "merged.pth"
+    assert main(["lora", "random", str(files.voice_path), "-o", str(adapter), "--rank", "4", "--seed", "9"]) == 0
+    assert {layer.r for layer in load_adapter(adapter).layers.values()} == {4}
+    assert main(["lora", "merge", str(files.voice_path), str(adapter), "-o", str(out)]) == 0
+    merged = load_voice(out)
+    assert not torch.equal(merged.weights["dec.ups.0.weight_v"], files.voice.weights["dec.ups.0.weight_v"])
+    assert torch.equal(merged.weights["enc_p.proj.weight"], files.voice.weights["enc_p.proj.weight"])
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter.pt", "merged.pth"], "no temporary left behind"
 
 
 # ---------------------------------------------------------------------------- the random writer
