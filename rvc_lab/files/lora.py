@@ -16,16 +16,16 @@ fails here with the first mismatched layer named.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from rvc_lab.errors import ModelFileError
+from rvc_lab.errors import ModelFileError, SettingsError
 from rvc_lab.files.safe_load import atomic_torch_save, safe_torch_load
 from rvc_lab.files.synthetic import key_rng
 from rvc_lab.models.lora import LayerAdapter, factor_shapes, layer_kind, lora_delta
@@ -279,6 +279,8 @@ def random_adapter_layers(voice, rank: int = 8, seed: int = 0, strength: float =
     dict[str, LayerAdapter]
         ``alpha = 2 r`` (the public project's 16 at rank 8), float32 factors.
     """
+    if not (isinstance(rank, int) and rank >= 1) or not (math.isfinite(strength) and strength > 0):
+        raise SettingsError(f"rank must be a positive integer and strength a positive number, got {rank!r}, {strength!r}")
     layers = adaptable_layers(voice)
     ranks = default_ranks(voice, rank) if ranks is None else ranks
     out = {}
