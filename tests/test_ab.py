@@ -165,3 +165,12 @@ def test_adapter_for_another_voice_names_the_layer(demo_paths, tmp_path):
 def test_empty_input_set(tmp_path):
     with pytest.raises(SettingsError, match="empty input set"):
         run_ab(DEMO, DEMO, [tmp_path])
+
+
+def test_cli_refuses_a_bad_spec_with_exit_2(inputs, tmp_path, capsys):
+    from rvc_lab.cli import main
+
+    rc = main(["ab", "--a", "model=demo/v2_40k colour=red", "--b", DEMO, "--inputs", str(inputs),
+               "-o", str(tmp_path / "out")])
+    assert rc == 2 and "unknown key 'colour'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
