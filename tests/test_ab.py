@@ -174,3 +174,13 @@ def test_cli_refuses_a_bad_spec_with_exit_2(inputs, tmp_path, capsys):
                "-o", str(tmp_path / "out")])
     assert rc == 2 and "unknown key 'colour'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_json_spec_and_noise(tmp_path, demo_assets):
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"model": "demo/v2_40k", "f0_method": "fcpe", "pitch": 12, "index_rate": 0.3}))
+    b = parse_spec(str(path), "B")
+    assert (b.settings.pitch, b.settings.index_rate, b.settings.noise, b.settings.seed) == (12.0, 0.3, False, None)
+    assert b.demo == "demo/v2_40k" and b.args.index and b.args.hubert  # the demo voice brings its files
+    seeded = parse_spec("model=demo/v2_40k f0_method=fcpe seed=3", "A", mode="stream")
+    assert (seeded.settings.noise, seeded.settings.seed, type(seeded.settings).__name__) == (True, 3, "StreamSettings")
