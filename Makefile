@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, then its torchaudio twin (the order the registries need for this pair)
 	$(BIN)/pip install -q torch==2.9.1
 	$(BIN)/pip install -q torch==2.9.1 torchaudio==2.9.1
-	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq,live,export]"
+	$(BIN)/pip install -q -e ".[notebooks,dev,fairseq,live,export,ab]"
+	# resemblyzer requires the source-only webrtcvad; the ab extra's webrtcvad-wheels is that module prebuilt
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4
 	touch $(STAMP)
 
 system:

@@ -377,4 +377,37 @@ def plot_sweep_effects(effects, metric: str, title: str | None = None):
     axes.flat[0].set_ylabel(metric.replace("_", " "))
     fig.suptitle(title or f"{metric}: mean over the other parameters (bars: 95 % bootstrap interval)",
                  fontsize=10)
+
+
+# ----------------------------------------------------------------------------- A/B studies
+def plot_ab_paired(per_input, metrics=None, synthetic: bool = False):
+    """Paired A/B values per input: one panel per per-spec metric, a line joining each input's A and B.
+
+    Parameters
+    ----------
+    per_input : DataFrame
+        :attr:`rvc_lab.ab.ABResult.per_input` (``input, metric, kind, a, b``).
+    metrics : list of str, optional
+        Panels (default: every per-spec metric with a value).
+    synthetic : bool
+        Random-weight voices: the voice and quality panels are titled as measuring nothing.
+    """
+    sub = per_input[per_input["kind"] == "per_spec"]
+    metrics = metrics or [m for m in dict.fromkeys(sub["metric"]) if np.isfinite(sub.loc[sub.metric == m, ["a", "b"]]
+                                                                               .to_numpy(float)).any()]
+    ncols = min(4, max(1, len(metrics)))
+    nrows = max(1, -(-len(metrics) // ncols))
+    fig, axes = _figure(3.0 * ncols, 2.6 * nrows, nrows, ncols)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.ravel(), metrics):
+        d = sub[sub["metric"] == m]
+        for _, r in d.iterrows():
+            ax.plot([0, 1], [r["a"], r["b"]], "o-", color="#7f7f7f", alpha=0.6, lw=1)
+        ax.boxplot([d["a"].dropna(), d["b"].dropna()], positions=[0, 1], widths=0.3)
+        ax.set_xticks([0, 1], ["A", "B"])
+        group = d["group"].iloc[0] if "group" in d and len(d) else ""
+        title = m + (" (random weights: no meaning)" if synthetic and group in ("voice", "quality") else "")
+        ax.set_title(title, fontsize=8)
+        ax.grid(True, alpha=0.3)
     return fig

@@ -16,7 +16,8 @@ pytest.importorskip("ipykernel")
 pytest.importorskip("ipywidgets")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("01_audition", "02_stream_vs_offline_parity", "03_f0_accuracy", "04_metrics_qa", "05_latency_profiling")
+NAMES = ("01_audition", "02_stream_vs_offline_parity", "03_f0_accuracy", "04_metrics_qa", "05_latency_profiling",
+         "06_ab_evaluation")
 CELL_TIMEOUT_S = 240
 
 

@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "rvc_lab.cli.files",  # info, demo-assets
     "rvc_lab.cli.convert",  # convert, stream
     "rvc_lab.cli.export",  # export
+    "rvc_lab.cli.lora",  # lora merge|random
+    "rvc_lab.cli.ab",  # ab (A/B studies)
     "rvc_lab.cli.pitch",  # f0, f0-bench
     "rvc_lab.cli.cases",  # check, reference make|compare
     "rvc_lab.cli.port",  # port-check (the C++ host against reference cases)
