@@ -18,7 +18,7 @@ stream: ``block_input_16k`` [B, N16] (the 16 kHz ring the content encoder reads;
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import datetime
 import functools
 import hashlib
@@ -143,24 +143,23 @@ def run_chain(kind: str, assets: dict, params: dict, input_path: str | os.PathLi
     stages : dict[str, np.ndarray]
         See the module docstring.
     """
+    settings = settings_for(kind, params)  # unknown kinds and fields fail before any model loads
     models = ConverterModels.load(assets["model"], hubert=assets["hubert"], index=assets.get("index"),
                                   rmvpe=assets.get("rmvpe"))
     audio, sr = load_audio(input_path)
     if kind == "offline":
-        res = convert_offline(models, prepare_input(audio, sr), OfflineSettings(**params), record_stages=True)
+        res = convert_offline(models, prepare_input(audio, sr), settings, record_stages=True)
         return res.audio, res.sr, res.stages
-    if kind == "stream":
-        out, out_sr, conv = stream_file(models, audio, sr, StreamSettings(**params), record=True)
-        recs = conv.records
-        stages = {"block_input_16k": np.stack([r["input_16k"] for r in recs]).astype(np.float32),
-                  "block_feats": np.stack([r["feats"] for r in recs]),
-                  "block_infer_out": np.stack([r["infer_out"] for r in recs]),
-                  "sola_offset": np.array([r["sola_offset"] for r in recs], dtype=np.int64)}
-        if recs[0]["pitch"] is not None:
-            stages["block_pitch"] = np.stack([r["pitch"] for r in recs])
-            stages["block_pitchf"] = np.stack([r["pitchf"] for r in recs])
-        return out, out_sr, stages
-    raise SettingsError(f"case kind {kind!r} unknown: use 'offline' or 'stream'")
+    out, out_sr, conv = stream_file(models, audio, sr, settings, record=True)
+    recs = conv.records
+    stages = {"block_input_16k": np.stack([r["input_16k"] for r in recs]).astype(np.float32),
+              "block_feats": np.stack([r["feats"] for r in recs]),
+              "block_infer_out": np.stack([r["infer_out"] for r in recs]),
+              "sola_offset": np.array([r["sola_offset"] for r in recs], dtype=np.int64)}
+    if recs[0]["pitch"] is not None:
+        stages["block_pitch"] = np.stack([r["pitch"] for r in recs])
+        stages["block_pitchf"] = np.stack([r["pitchf"] for r in recs])
+    return out, out_sr, stages
 
 
 def make_case(outdir: str | os.PathLike, *, input_path: str | os.PathLike, kind: str, assets_spec: dict,
@@ -365,44 +364,80 @@ def main_check(a) -> int:
     return 0 if len(failed) == 0 else 1
 
 
-def main_reference(a) -> int:
-    """``rvc-lab reference make|compare ...`` (sub-arguments parsed here)."""
-    if a.action == "make":
-        p = argparse.ArgumentParser(prog="rvc-lab reference make")
-        p.add_argument("outdir")
-        p.add_argument("--input", required=True)
-        p.add_argument("--kind", choices=("offline", "stream"), default="offline")
-        p.add_argument("--demo-seed", type=int, help="use rvc_lab demo assets of this seed")
-        p.add_argument("--demo-voice", default="demo_v2_40k_f0")
-        p.add_argument("--model")
-        p.add_argument("--index")
-        p.add_argument("--hubert")
-        p.add_argument("--rmvpe")
-        p.add_argument("--params", default="{}", help="JSON of OfflineSettings / StreamSettings fields")
-        p.add_argument("--description", default="")
-        r = p.parse_args(a.rest)
-        if r.demo_seed is not None:
-            spec = {"source": "demo", "seed": r.demo_seed, "model": r.demo_voice,
-                    "index": f"{r.demo_voice}_index" if r.index != "none" else None}
-        else:
-            if not (r.model and r.hubert):
-                raise SettingsError("reference make: give --demo-seed, or --model and --hubert")
-            spec = {"source": "files", "model": r.model, "index": r.index, "hubert": r.hubert, "rmvpe": r.rmvpe}
-        path = make_case(r.outdir, input_path=r.input, kind=r.kind, assets_spec=spec, params=json.loads(r.params),
-                         description=r.description)
-        print(f"wrote reference case {path}")
-        return 0
-    p = argparse.ArgumentParser(prog="rvc-lab reference compare")
-    p.add_argument("case_dir")
-    p.add_argument("wav")
-    p.add_argument("--stages", help="npz of stage vectors under the case's names")
-    r = p.parse_args(a.rest)
-    res = compare_external(r.wav, r.case_dir, r.stages)
+def parse_params(text: str, kind: str) -> dict:
+    """The ``--params`` JSON of ``rvc-lab reference make``, checked against the settings dataclass.
+
+    Parameters
+    ----------
+    text : str
+        A JSON object of :class:`OfflineSettings` (``kind="offline"``) or :class:`StreamSettings`
+        (``kind="stream"``) fields.
+    kind : {"offline", "stream"}
+
+    Returns
+    -------
+    dict
+        The parsed fields (validated: a settings object built from them passes ``validate``).
+
+    Raises
+    ------
+    SettingsError
+        When the text is not JSON, not an object, names an unknown field or gives an impossible value.
+    """
+    try:
+        params = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"--params is not valid JSON ({exc}): give an object such as "
+                            "'{\"f0_method\": \"pm\", \"pitch\": 2}'") from None
+    if not isinstance(params, dict):
+        raise SettingsError(f"--params must be a JSON object of settings fields, got {type(params).__name__}")
+    settings_for(kind, params).validate()
+    return params
+
+
+def settings_for(kind: str, params: dict):
+    """:class:`OfflineSettings` or :class:`StreamSettings` from a case's ``params`` (unknown fields refused)."""
+    cls = {"offline": OfflineSettings, "stream": StreamSettings}.get(kind)
+    if cls is None:
+        raise SettingsError(f"case kind {kind!r} unknown: use 'offline' or 'stream'")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise SettingsError(f"{kind} settings have no field(s) {', '.join(map(repr, unknown))}; "
+                            f"known: {', '.join(known)}")
+    return cls(**params)
+
+
+def assets_spec_from_args(r) -> dict:
+    """The ``assets`` entry of a case from ``reference make``'s ``--demo-seed`` or file options."""
+    if r.demo_seed is not None:
+        return {"source": "demo", "seed": r.demo_seed, "model": r.demo_voice,
+                "index": f"{r.demo_voice}_index" if r.index != "none" else None}
+    if not (r.model and r.hubert):
+        raise SettingsError("reference make: give --demo-seed, or --model and --hubert")
+    return {"source": "files", "model": r.model, "index": r.index, "hubert": r.hubert, "rmvpe": r.rmvpe}
+
+
+def main_reference_make(r) -> int:
+    """``rvc-lab reference make OUTDIR --input IN.wav ...``: run rvc_lab and store a case."""
+    params = parse_params(r.params, r.kind)
+    spec = assets_spec_from_args(r)
+    if not Path(r.input).is_file():
+        raise SettingsError(f"--input {r.input}: no such file")
+    path = make_case(r.outdir, input_path=r.input, kind=r.kind, assets_spec=spec, params=params,
+                     description=r.description)
+    print(f"wrote reference case {path}")
+    return 0
+
+
+def main_reference_compare(r) -> int:
+    """``rvc-lab reference compare CASE_DIR OUT.wav [--stages S.npz]``: exit 0 only when it matches."""
     import pandas as pd
 
+    res = compare_external(r.wav, r.case_dir, r.stages)
     print(format_table(pd.DataFrame(res["audio_rows"])))
     if res["stage_rows"]:
         print(format_table(pd.DataFrame(res["stage_rows"])))
         print(f"first divergent stage: {res['first_divergent_stage'] or 'none'}")
-    ok = all(r["passed"] for r in res["audio_rows"]) and res["first_divergent_stage"] is None
+    ok = all(row["passed"] for row in res["audio_rows"]) and res["first_divergent_stage"] is None
     return 0 if ok else 1
