@@ -1,9 +1,9 @@
-"""``rvc-lab check`` (re-run reference cases) and ``rvc-lab reference make|compare``."""
+"""``rvc-lab check`` (re-run reference cases) and ``rvc-lab reference make|compare|upstream``."""
 from __future__ import annotations
 
 import argparse
 
-from rvc_lab.reference import main_check, main_reference_compare, main_reference_make
+from rvc_lab.reference import main_check, main_reference_compare, main_reference_make, main_reference_upstream
 
 
 def add_make_options(p: argparse.ArgumentParser) -> None:
@@ -42,3 +42,8 @@ def add_parser(sub) -> None:
     compare = actions.add_parser("compare", help="compare an external output (and stage vectors) with a case")
     add_compare_options(compare)
     compare.set_defaults(func=main_reference_compare)
+    upstream = actions.add_parser("upstream", help="turn upstream RVC's golden conversions (../shared/parity) "
+                                                   "into reference cases")
+    upstream.add_argument("outdir", help="folder to write the cases into (one upstream_<golden> per case)")
+    upstream.add_argument("--parity-dir", help="the goldens (default: $RVC_LAB_PARITY_DIR or ../shared/parity)")
+    upstream.set_defaults(func=main_reference_upstream)
