@@ -84,7 +84,7 @@ def test_demo_assets_command_is_reproducible_from_its_seed(demo_paths, tmp_path,
 # ----------------------------------------------------------------------------------- reference
 def test_reference_help_lists_make_and_compare_options(capsys):
     for action, options in (("make", ("--input", "--kind", "--demo-seed", "--params", "--description")),
-                            ("compare", ("case_dir", "wav", "--stages"))):
+                            ("compare", ("case_dir", "wav", "--stages")), ("upstream", ("outdir", "--parity-dir"))):
         with pytest.raises(SystemExit) as exc:
             cli.main(["reference", action, "--help"])
         assert exc.value.code == 0
