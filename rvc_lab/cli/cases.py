@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from rvc_lab.reference import main_check, main_reference_compare, main_reference_make, main_reference_upstream
+from rvc_lab.reference import (
+    main_check,
+    main_reference_compare,
+    main_reference_make,
+    main_reference_upstream,
+)
 
 
 def add_make_options(p: argparse.ArgumentParser) -> None:
