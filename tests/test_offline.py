@@ -16,8 +16,6 @@ from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.offline import OfflineSettings, convert_offline
 from rvc_lab.errors import InvalidAudioError, SettingsError
 from rvc_lab.f0 import METHODS
-from tests.conftest import rel_l2
-from tests.tolerances import UPSTREAM_REL_L2
 
 
 @pytest.fixture(scope="module")
@@ -222,5 +220,8 @@ def test_chunked_conversion_equals_its_chunks_converted_one_by_one(demo_paths):
     # padded lengths 80160 and 96000: HuBERT frames (n - 400) // 320 + 1 = 250, 299 -> 500, 598
     # 10 ms frames, less 2 x 100 of padding, x 320 samples at 32 kHz
     assert [p.size for p in pieces] == [300 * 320, 398 * 320] and whole.size == 698 * 320
+    # measured: at most 1 LSB apart on 0.01 % of the samples (int16 rounding of last-bit float
+    # differences; the output's RMS is 173 LSB, so that is 6e-5 rel. L2); chunk 1 seeded 5
+    # instead of 6 differs by up to 222 LSB
     for got, want in ((whole[: 300 * 320], pieces[0]), (whole[300 * 320 :], pieces[1])):
-        assert rel_l2(got, want) <= UPSTREAM_REL_L2  # chunk 1 seeded 5 instead of 6 would fail here
+        assert np.abs(got.astype(np.int32) - want).max() <= 1
