@@ -64,17 +64,14 @@ def plot_f0_accuracy(results, metric: str = "raw_pitch_accuracy", title: str | N
     values = table.to_numpy(dtype=float)
     fig, axes = _figure(max(6.0, 0.55 * len(signals) + 2.5), 0.45 * len(methods) + 2.2)
     ax = axes[0, 0]
-    higher_better = metric in ("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy", "voicing_recall",
-                               "f0_corr")
+    higher_better = metric in UNIT_SCORES + ("f0_corr",)
     cmap = "viridis" if higher_better else "viridis_r"
-    finite = values[np.isfinite(values)]
-    vmin, vmax = (0.0, 1.0) if higher_better and metric != "f0_corr" else (
-        (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+    vmin, vmax, clip_note = heatmap_limits(values, metric)
     masked = np.ma.masked_invalid(values)
     import matplotlib
 
     cm = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")
-    im = ax.imshow(masked, cmap=cm, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect="auto")
+    im = ax.imshow(masked, cmap=cm, vmin=vmin, vmax=vmax, aspect="auto")
     norm = im.norm
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
@@ -89,8 +86,50 @@ def plot_f0_accuracy(results, metric: str = "raw_pitch_accuracy", title: str | N
     ax.set_xticks(range(len(signals)), signals, rotation=50, ha="right", fontsize=8)
     ax.set_yticks(range(len(methods)), methods, fontsize=9)
     ax.set_title(title or f"{metric.replace('_', ' ')} per method and test signal")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="max" if clip_note else "neither")
+    cbar.set_label(metric.replace("_", " ") + (f"\n({clip_note})" if clip_note else ""), fontsize=8)
     return fig
+
+
+#: Fixed colour scales (lo, hi, unit) of error metrics of the F0 heat map: one octave error
+#: (1200 cents and more) must not make every other cell the same colour.
+ERROR_SCALES = {"cents_mae": (0.0, 100.0, "cents")}
+#: Metrics in [0, 1] where higher is better (colour scale 0..1).
+UNIT_SCORES = ("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy", "voicing_recall")
+
+
+def heatmap_limits(values: np.ndarray, metric: str) -> tuple[float, float, str]:
+    """Colour limits of the F0 heat map, and the note saying where the scale is clipped.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        The cells (NaN: did not run).
+    metric : str
+
+    Returns
+    -------
+    vmin, vmax : float
+        Scores in [0, 1] (:data:`UNIT_SCORES`): 0..1.  Metrics of :data:`ERROR_SCALES`: their fixed
+        range.  Other error metrics: the finite range, its top clipped to the 95th percentile when
+        the largest cell lies further above that percentile than the percentile above the smallest.
+        ``f0_corr``: the finite range.
+    note : str
+        Empty when no cell lies beyond the scale, else e.g. ``"colour clipped at 100 cents; cells
+        show the value"``.
+    """
+    finite = values[np.isfinite(values)]
+    if metric in UNIT_SCORES or not finite.size:
+        return 0.0, 1.0, ""
+    lo, hi = float(finite.min()), float(finite.max())
+    if metric in ERROR_SCALES:
+        fixed_lo, fixed_hi, unit = ERROR_SCALES[metric]
+        note = f"colour clipped at {fixed_hi:g} {unit}; cells show the value" if hi > fixed_hi else ""
+        return fixed_lo, fixed_hi, note
+    p95 = float(np.percentile(finite, 95))
+    if metric != "f0_corr" and hi - p95 > p95 - lo > 0:
+        return lo, p95, f"colour clipped at the 95th percentile, {p95:.3g}; cells show the value"
+    return lo, (hi if hi > lo else lo + 1.0), ""
 
 
 def plot_f0_tracks(times: np.ndarray, truth_hz: np.ndarray, estimates: dict, title: str = ""):
@@ -155,6 +194,24 @@ PARITY_PANELS = (
 )
 
 
+#: Line styles and markers of lines that may coincide, in drawing order
+OVERLAP_LINESTYLES = ("-", "--", ":", "-.")
+OVERLAP_MARKERS = ("o", "s", "^", "D", "v", "x")
+
+
+def overlap_style(i: int) -> dict:
+    """``Axes.plot`` keywords of the ``i``-th of several lines that may lie on top of each other.
+
+    Each later line is drawn above the earlier ones with a smaller marker and another dash
+    pattern, so two lines at equal values show both: the earlier marker rings the later one and
+    the dashes let the earlier line through.
+    """
+    return {"linestyle": OVERLAP_LINESTYLES[i % len(OVERLAP_LINESTYLES)],
+            "marker": OVERLAP_MARKERS[i % len(OVERLAP_MARKERS)],
+            "markersize": max(9.0 - 3.5 * i, 3.0), "markerfacecolor": "none" if i == 0 else None,
+            "markeredgewidth": 1.5, "zorder": 2 + i}
+
+
 def plot_parity_sweep(sweep, x: str = "extra_time", panels=PARITY_PANELS):
     """Streaming-vs-offline divergence against ``x`` (one line per other setting).
 
@@ -170,9 +227,9 @@ def plot_parity_sweep(sweep, x: str = "extra_time", panels=PARITY_PANELS):
     nrows = max(1, int(np.ceil(len(panels) / ncols)))
     fig, axes = _figure(10.0, 2.8 * nrows, nrows, ncols)
     for ax, (col, label, higher_better) in zip(axes.flat, panels):
-        for val, grp in sweep.groupby(other, sort=True):
+        for i, (val, grp) in enumerate(sweep.groupby(other, sort=True)):
             g = grp.sort_values(x)
-            ax.plot(g[x], g[col], marker="o", label=f"{other.replace('_', ' ')} {val:g} s")
+            ax.plot(g[x], g[col], label=f"{other.replace('_', ' ')} {val:g} s", **overlap_style(i))
         ax.set_title(label + (" ↑" if higher_better else " ↓"), fontsize=9)
         ax.set_xlabel(f"{x.replace('_', ' ')} (s)")
         ax.grid(alpha=0.3)
@@ -188,7 +245,7 @@ def plot_parity_sweep(sweep, x: str = "extra_time", panels=PARITY_PANELS):
                 ax.set_ylim(mid - 0.75 * span, mid + 0.75 * span)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7, title="equal values overlap:\nmarkers nest, dashes differ", title_fontsize=6)
     fig.suptitle("streaming vs offline: divergence per stage (arrows: better direction)", fontsize=10)
     return fig
 

@@ -297,3 +297,41 @@ def test_side_by_side_interleaves_blocks_and_calls_the_hook(models):
     assert [i for n, i in seen if n == "a"] == [1, 2, 3]
     assert runs["a"]["out"].shape[0] == 3 * runs["a"]["converter"].geometry.block_frame
     assert len(runs["b"]["trace"]) == 3
+
+
+TINY = {**SMALL, "block_time": 0.05, "crossfade_time": 0.02, "extra_time": 0.1}
+
+
+def test_mode_table_exact_is_error_free_and_bf16_within_its_target(models):
+    # truths: a mode compared with itself has zero error by definition; bf16's stated fidelity
+    # target for content features (30 dB, BF16_FEATURE_BOUND above), and > 0 (it really ran in bf16)
+    from rvc_lab import perf
+
+    base = StreamSettings(**TINY)
+    table = perf.mode_table(models, {"exact": {}, "bf16": {"precision": "bf16"}}, _tone(SR, SR), SR, base,
+                            warmup=0).set_index("mode")
+    exact, bf16 = table.loc["exact"], table.loc["bf16"]
+    assert exact.speedup == 1.0 and exact.feat_rel_l2 == 0.0 and exact.rel_l2 == 0.0
+    assert exact.delay_samples == 0 and exact.snr_db == np.inf
+    # tiled to warmup + 30 blocks, then flushed: ceil((960 crossfade + 480 SOLA search) / 2400) + 1 = 2 more
+    assert exact.blocks == 32 == bf16.blocks
+    assert 0.0 < bf16.feat_rel_l2 <= BF16_FEATURE_BOUND
+    assert bf16.rel_l2 > 0.0 and np.isfinite(bf16.snr_db)
+    assert exact.median_ms > 0 and bf16.median_ms > 0
+
+
+def test_memory_trace_samples_rss_on_a_stream_clock(models):
+    # truths: the sampling rule (every 5th block and the last), the stream clock (block_frame /
+    # sr per block), the kernel's own peak figure (getrusage), and VmHWM never falling
+    import resource
+
+    from rvc_lab import perf
+
+    settings = StreamSettings(**TINY)
+    df = perf.memory_trace(models, settings, seconds=1.0, sr=SR, every=5, audio=_tone(SR, SR))
+    ru_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert list(df.block) == [0, 5, 10, 15, 19]  # 1 s / 50 ms = 20 blocks
+    np.testing.assert_allclose(df.audio_s, (df.block + 1) * 0.05)
+    assert (df.rss_mb > 0).all() and (df.rss_mb <= df.peak_rss_mb).all()
+    assert (np.diff(df.peak_rss_mb) >= 0).all() and (np.diff(df.audio_s) > 0).all()
+    assert df.peak_rss_mb.iloc[-1] <= ru_peak_mb + 1 and df.peak_rss_mb.iloc[-1] >= 0.9 * ru_peak_mb

@@ -160,3 +160,68 @@ def test_info_summarises_each_demo_voice(demo_paths, capsys):
         assert cli.main(["info", str(demo_paths[name])]) == 0
         out = capsys.readouterr().out
         assert str(sr) in out and ("v2" in out if "v2" in name else "v1" in out)
+
+
+# ------------------------------------------------------------------------- long-input chunking
+def _long_with_gaps(seconds: float, gaps_s: list[tuple[float, float]]) -> np.ndarray:
+    """A 16 kHz harmonic tone with a little noise (never exactly silent) and digital silence in ``gaps_s``."""
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    x = 0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 300 * t)
+    x += 1e-3 * np.random.default_rng(1).standard_normal(n)
+    for a, b in gaps_s:
+        x[int(a * 16000) : int(b * 16000)] = 0.0
+    return x.astype(np.float32)
+
+
+def test_long_input_is_cut_inside_its_silent_gaps_by_upstreams_rules():
+    # upstream Pipeline.pipeline (x_query 6, x_center 38, x_max 41 on CPU/fp32): every 38 s, the
+    # point within +-6 s where the sum of |x| over a centred 10 ms window (160 samples) is least.
+    # Inside a silent gap [a, b) that sum is 0 from a + 80 samples on, so the first minimum (numpy's
+    # argmin, upstream's np.where(...)[0][0]) is exactly a + 80.  Search windows: 38 +- 6 s and
+    # 76 +- 6 s; the gap at 20 s lies outside both and must not be chosen.
+    from rvc_lab.convert.offline import quiet_cut_points
+
+    gaps = [(20.0, 20.5), (40.25, 40.6), (75.1, 75.3)]
+    x = _long_with_gaps(90.0, gaps)
+    cuts = quiet_cut_points(x, OfflineSettings())
+    assert cuts == [int(40.25 * 16000) + 80, int(75.1 * 16000) + 80]
+    for cut, (a, b) in zip(cuts, gaps[1:]):
+        assert a * 16000 <= cut - 80 and cut + 80 <= b * 16000  # the whole window is silent
+
+
+def test_inputs_up_to_x_max_are_not_cut():
+    # upstream cuts when the input padded by 80 samples each side exceeds x_max = 41 s
+    from rvc_lab.convert.offline import quiet_cut_points
+
+    limit = 41 * 16000 - 160
+    assert quiet_cut_points(_long_with_gaps(limit / 16000, []), OfflineSettings()) == []
+    x = _long_with_gaps(41.0, [(36.0, 36.2)])[: limit + 1]
+    assert quiet_cut_points(x, OfflineSettings()) == [36 * 16000 + 80]
+
+
+def test_chunked_conversion_equals_its_chunks_converted_one_by_one(demo_paths):
+    # Upstream's chunk rules at a smaller scale (x_query 1, x_center 4, x_max 5 s; the same code
+    # path as 6/38/41 s at a fifth of the cost) on a 7 s input whose silence 1.9-4.2 s holds the
+    # cut: the 3-5 s search window is silent from its first sample, so the cut is at 3.0 s.  Each
+    # chunk is converted with 1 s of real context each side (x_pad); here that context is silence,
+    # which is also what reflect padding gives when each piece is converted on its own.  So the
+    # long output must equal piece 0 (seed N) followed by piece 1 (seed N + 1): the seed contract.
+    # The no-F0 voice has no whole-signal F0 interpolation to couple the pieces.
+    from rvc_lab.convert.offline import quiet_cut_points
+
+    models = ConverterModels.load(demo_paths["demo_v2_32k_nof0"], hubert=demo_paths["hubert"])
+    x = _long_with_gaps(7.0, [(1.9, 4.2)])
+    small = dict(x_query=1, x_center=4, x_max=5, rms_mix_rate=1.0, noise=True)
+    assert quiet_cut_points(x, OfflineSettings(**small)) == [48000]
+    whole = convert_offline(models, x, OfflineSettings(**small, seed=5)).audio
+    pieces = [convert_offline(models, x[: 48000 + 160], OfflineSettings(**small, seed=5)).audio,
+              convert_offline(models, x[48000:], OfflineSettings(**small, seed=6)).audio]
+    # padded lengths 80160 and 96000: HuBERT frames (n - 400) // 320 + 1 = 250, 299 -> 500, 598
+    # 10 ms frames, less 2 x 100 of padding, x 320 samples at 32 kHz
+    assert [p.size for p in pieces] == [300 * 320, 398 * 320] and whole.size == 698 * 320
+    # measured: at most 1 LSB apart on 0.01 % of the samples (int16 rounding of last-bit float
+    # differences; the output's RMS is 173 LSB, so that is 6e-5 rel. L2); chunk 1 seeded 5
+    # instead of 6 differs by up to 222 LSB
+    for got, want in ((whole[: 300 * 320], pieces[0]), (whole[300 * 320 :], pieces[1])):
+        assert np.abs(got.astype(np.int32) - want).max() <= 1

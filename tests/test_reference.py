@@ -110,3 +110,21 @@ def test_case_json_is_language_neutral():
         assert {"kind", "params", "assets", "tolerances", "produced_by"} <= case.keys()
         with np.load(p.parent / case["stages"]) as z:
             assert all(z[k].dtype.kind in "fiu" for k in z.files)
+
+
+def test_upstream_goldens_become_reference_cases_that_pass(parity_dir, parity_assets, tmp_path, capsys):
+    # truth: upstream RVC's own output and stage vectors (../shared/parity), not rvc_lab's
+    assert cli.main(["reference", "upstream", str(tmp_path), "--parity-dir", str(parity_dir)]) == 0
+    made = sorted(p.parent.name for p in tmp_path.glob("upstream_*/case.json"))
+    assert len(made) == 6 and "upstream_offline_v2_40k_rmvpe_synth__zero" in made
+    for name in made:
+        case = json.loads((tmp_path / name / "case.json").read_text())
+        assert case["truth"].startswith("upstream golden") and case["assets"]["source"] == "parity"
+        assert case["tolerances"]["audio"]["rel_l2"] == {"max": 1e-4}
+    # one case re-run here (the streaming goldens run in test_conversion_parity.py already)
+    capsys.readouterr()
+    assert cli.main(["check", str(tmp_path / "upstream_offline_v2_40k_rmvpe_synth__zero")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 cases passed" in out
+    for stage in ("f0_hz", "f0_coarse", "generator_output"):
+        assert any(line.split()[1:2] == [stage] and line.split()[-1] == "PASS" for line in out.splitlines()), stage

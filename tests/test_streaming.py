@@ -127,6 +127,40 @@ def test_live_settings_apply_at_next_block(models):
     assert conv.process_block(x[4 * bf : 5 * bf]).shape == (bf,)
 
 
+
+def _pitch_records(models, x: np.ndarray, methods: list[str]) -> list[dict]:
+    """Records of a stream whose block ``i`` runs with F0 method ``methods[i]`` (changed by ``update``)."""
+    conv = StreamingConverter(models, StreamSettings(**{**FAST, "f0_method": methods[0]}), SR, record=True)
+    bf = conv.geometry.block_frame
+    for i, method in enumerate(methods):
+        if method != conv.settings.f0_method:
+            conv.update(f0_method=method)
+        conv.process_block(x[i * bf : (i + 1) * bf])
+    return conv.records
+
+
+def test_f0_method_change_mid_stream_follows_the_new_method_from_the_next_block(models):
+    # Truths: two separate streams, one with pm throughout and one with dio throughout, on the
+    # same input.  Block i writes the F0 of its analysis window (block_frame_16k + 800 = 2400
+    # samples -> 2400 // 160 + 1 = 16 frames, less the 3 first and the last: 12) into the newest
+    # frames of the pitch cache, which moves by 1600 / 160 = 10 frames per block.  So j blocks after
+    # the change the newest 12 + 10 j frames are dio's and everything older is pm's.
+    n, k = 4, 2  # 12 blocks in all (~0.7 s each on 2 idle cores)
+    x = _tone(n * StreamGeometry.from_settings(StreamSettings(**FAST), SR).block_frame, f0=210.0)
+    pm = _pitch_records(models, x, ["pm"] * n)
+    dio = _pitch_records(models, x, ["dio"] * n)
+    mixed = _pitch_records(models, x, ["pm"] * k + ["dio"] * (n - k))
+    for i in range(k):  # before the change: exactly the pm stream, output included
+        for key in ("pitch", "pitchf", "feats", "infer_out"):
+            np.testing.assert_array_equal(mixed[i][key], pm[i][key], err_msg=f"block {i} {key}")
+    for j, i in enumerate(range(k, n)):
+        new = 12 + 10 * j
+        assert not np.array_equal(dio[i]["pitchf"][-new:], pm[i]["pitchf"][-new:]), "pm and dio must differ here"
+        for key in ("pitch", "pitchf"):
+            np.testing.assert_array_equal(mixed[i][key][-new:], dio[i][key][-new:], err_msg=f"block {i} {key}")
+            np.testing.assert_array_equal(mixed[i][key][:-new], pm[i][key][:-new], err_msg=f"block {i} {key}")
+        assert not np.array_equal(mixed[i]["infer_out"], pm[i]["infer_out"])
+
 def test_formant_shift_decodes_more_frames_and_resamples_back(models):
     conv = StreamingConverter(models, StreamSettings(formant=3.0, **FAST), SR, record=True)
     bf = conv.geometry.block_frame

@@ -10,6 +10,7 @@ import pandas as pd
 from rvc_lab.atomic import write_text_atomic
 from rvc_lab.audio import load_audio, prepare_input
 from rvc_lab.f0 import F0Estimator
+from rvc_lab.f0.estimator import METHODS
 from rvc_lab.f0.pitch import shift_semitones
 from rvc_lab.f0bench import build_f0_bench_parser, main_f0_bench
 
@@ -33,8 +34,8 @@ def add_parser(sub) -> None:
     s = sub.add_parser("f0", help="F0 track of a file (10 ms hop)")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
-    s.add_argument("--f0-method", required=True)
-    s.add_argument("--rmvpe")
+    s.add_argument("--f0-method", required=True, choices=METHODS, help="F0 method (rmvpe needs --rmvpe)")
+    s.add_argument("--rmvpe", help="rmvpe.pt (for --f0-method rmvpe)")
     s.add_argument("--pitch", type=float, default=0.0)
     s.set_defaults(func=cmd_f0)
 
