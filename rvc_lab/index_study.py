@@ -39,6 +39,7 @@ itself misses neighbours near list borders, more so as ``nlist`` grows with N.
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -50,6 +51,8 @@ import numpy as np
 
 from rvc_lab.files.index import build_ivf_flat_index, load_index
 from rvc_lab.retrieval import FeatureIndex, blend_features
+
+logger = logging.getLogger(__name__)
 
 #: Neighbours per frame (upstream).
 K = 8
@@ -230,6 +233,10 @@ def study_index(
     before = faiss.omp_get_max_threads()
     if threads is not None:
         faiss.omp_set_num_threads(int(threads))
+    # blend_features logs missing neighbours (IVF, nprobe 1) at INFO on every call: once is enough here
+    retrieval_log = logging.getLogger("rvc_lab.retrieval")
+    log_level = retrieval_log.level
+    retrieval_log.setLevel(logging.WARNING)
     tmp = tempfile.TemporaryDirectory(prefix="index_study_", dir=workdir)
     try:
         ref_path = build_ivf_flat_index(x, Path(tmp.name) / "ivf_flat.index", threads=threads)
@@ -241,6 +248,7 @@ def study_index(
 
         flat = faiss.IndexFlatL2(dim)
         flat.add(x)
+        skipped: list[str] = []
         variants = [("ivf_flat", "IVF-Flat (as RVC)", ref, dict(nlist=nlist, nprobe=nprobe)),
                     ("flat_exact", "Flat L2 (faiss)", FeatureIndex.from_faiss(flat), {}),
                     ("flat_exact_torch", "Flat L2 (torch path)", FeatureIndex.from_faiss(flat), {"backend": "torch"})]
@@ -249,9 +257,14 @@ def study_index(
             variants.append((f"ivf_pq{m}x{nbits}", "IVF-PQ", fi, dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
         if pq_configs:
             m, nbits = pq_configs[0]
-            fi = FeatureIndex.from_faiss(_opq_ivf_pq(x, ref.centroids, m, nbits, nprobe))
-            variants.append((f"opq{m}_ivf_pq{m}x{nbits}", "OPQ+IVF-PQ", fi,
-                             dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
+            if n >= 2 * dim:
+                fi = FeatureIndex.from_faiss(_opq_ivf_pq(x, ref.centroids, m, nbits, nprobe))
+                variants.append((f"opq{m}_ivf_pq{m}x{nbits}", "OPQ+IVF-PQ", fi,
+                                 dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
+            else:  # faiss' OPQMatrix.train aborts the process (heap corruption) with fewer vectors than dims
+                skipped.append(f"opq{m}_ivf_pq{m}x{nbits}: OPQ training needs >= 2 x dim vectors "
+                               f"({n} < {2 * dim})")
+                logger.warning("index-study: skipped %s", skipped[-1])
             pq = next(v[2] for v in variants if v[0] == f"ivf_pq{m}x{nbits}")
             mixed = FeatureIndex("<pq search, flat blend>", x, "other", nprobe, faiss_index=pq.faiss_index)
             variants.append((f"ivf_pq{m}x{nbits}+flat_blend", "PQ search + flat-vector blend", mixed,
@@ -261,6 +274,11 @@ def study_index(
         qt = torch.from_numpy(q)
         exact = variants[1][2]
         _, exact_ids = exact.search(q, k=K)
+        _, ref_ids = ref.search(q, k=K)
+        if (ref_ids < 0).any():
+            logger.info("index-study: IVF-Flat (nprobe %d) finds fewer than %d neighbours for %d of %d frames: "
+                        "missing ones get weight 0 in every blend", nprobe, K, int((ref_ids < 0).any(1).sum()),
+                        ref_ids.shape[0])
         exact_blend = blend_features(qt, exact, 1.0, k=K, on_missing="ignore")[0].numpy()
         ref_blend = blend_features(qt, ref, 1.0, k=K, on_missing="ignore")[0].numpy()
         flat_bytes = None
@@ -292,11 +310,12 @@ def study_index(
                 blend_rel_l2_vs_exact=_rel_l2(blend, exact_blend)))
         df = pd.DataFrame(rows)
         df.insert(df.columns.get_loc("rss_bytes"), "size_ratio_vs_flat", flat_bytes / df["file_bytes"])
-        df.attrs.update(n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K)
+        df.attrs.update(skipped=skipped, n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K)
         return df
     finally:
         tmp.cleanup()
         faiss.omp_set_num_threads(before)
+        retrieval_log.setLevel(log_level)
 
 
 def main_index_study(a) -> int:
@@ -324,6 +343,8 @@ def main_index_study(a) -> int:
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(f"# {source}: {x.shape[0]} x {x.shape[1]}, {df.attrs['n_queries']} queries, block {a.block}")
         print(format_table(df))
+    for note in df.attrs["skipped"]:
+        print(f"skipped {note}")
     print(f"wrote {out / 'index_study.csv'}")
     return 0
 
