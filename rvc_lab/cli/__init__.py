@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "rvc_lab.cli.report",  # report
     "rvc_lab.cli.live",  # live (audio devices, measured latency)
     "rvc_lab.cli.sweep",  # sweep (studies on Dask)
+    "rvc_lab.cli.index_study",  # index-study (index compression measured)
 )
 
 

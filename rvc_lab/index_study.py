@@ -1,0 +1,363 @@
+"""Index compression, measured: what IVF-PQ / OPQ / HNSW change against RVC's IVF-Flat (issue 12 §3).
+
+RVC trains ``IVF{n},Flat`` with ``nprobe = 1`` (:func:`rvc_lab.files.index.build_ivf_flat_index`)
+and blends the **reconstructed** vectors of the k = 8 neighbours (``reconstruct_n``; see
+:func:`rvc_lab.retrieval.blend_features`).  With a PQ index the reconstructed vectors are the PQ
+decodings, so compression makes the blended features themselves lossy, not only the choice of
+neighbours.  :func:`study_index` builds, from one set of vectors:
+
+* ``ivf_flat``: the reference, exactly as RVC trains it (the study's ``nprobe``, 1 by default);
+* ``flat_exact``: ``IndexFlatL2`` (faiss) and ``flat_exact_torch`` (the torch search path);
+* ``ivf_pq{m}x{nbits}``: IVF-PQ sharing the reference's coarse quantizer, at a few (m, nbits);
+* ``opq{m}_ivf_pq{m}x{nbits}``: an OPQ rotation in front (the coarse centroids are rotated with it:
+  the rotation is orthonormal, so the partition is the reference's);
+* ``hnsw32``: HNSW over full vectors;
+* ``ivf_pq{m}x{nbits}+flat_blend``: search on the PQ index, blend the original vectors (the PQ
+  file for the search plus the flat vectors kept beside it: the memory saving is only on the
+  search structure).
+
+Per variant: serialized size (``faiss.serialize_index``), resident memory (RSS after loading the
+index minus before, each in its own subprocess), search ms per streaming block (``block`` frames),
+recall@8 against exact search, and the blended feature's relative L2 (``index_rate = 1``, i.e.
+the retrieved part alone) against the IVF-Flat blend and against the exact blend.
+
+Queries are features *near* the data: stored vectors plus Gaussian noise (``noise`` x the
+per-dimension std), like content features of the same voice.
+
+How the figures move with size and structure
+--------------------------------------------
+The demo indices hold 600-800 vectors: the PQ codebooks (``2^nbits x d`` floats) and the coarse
+centroids then outweigh the codes, so PQ files are barely smaller than flat ones and timings are
+dominated by fixed costs.  At RVC's real sizes (tens of thousands to a few hundred thousand
+vectors, ``--synthetic 100000``) the per-vector cost dominates: flat holds ``4 d`` bytes per
+vector (3072 for v2), IVF-PQ ``m nbits / 8`` plus an 8-byte id, so the size ratio approaches
+``4 d / (m nbits / 8 + 8)``.  Recall and blend error depend on structure: clustered data (a
+Gaussian mixture with a few hundred centres, as real HuBERT features are) is easy for the IVF
+partition and PQ's sub-codebooks; unstructured random vectors would make every approximate index
+look far worse than it does on real features.  With IVF ``nprobe = 1`` the IVF-Flat reference
+itself misses neighbours near list borders, more so as ``nlist`` grows with N.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rvc_lab.files.index import build_ivf_flat_index, load_index
+from rvc_lab.retrieval import FeatureIndex, blend_features
+
+logger = logging.getLogger(__name__)
+
+#: Neighbours per frame (upstream).
+K = 8
+
+_RSS_CODE = r"""
+import sys, faiss
+def rss():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    return -1
+before = rss()
+index = faiss.read_index(sys.argv[1])
+print(rss() - before)
+"""
+
+
+def resident_bytes(path: str | os.PathLike) -> int:
+    """RSS growth from loading the faiss index at ``path`` in a fresh Python process (faiss already imported)."""
+    out = subprocess.run([sys.executable, "-c", _RSS_CODE, str(path)], capture_output=True, text=True,
+                         check=True, timeout=600)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def synthetic_vectors(n: int, dim: int = 768, *, centres: int = 300, seed: int = 0,
+                      around: np.ndarray | None = None, spread: float = 0.3) -> np.ndarray:
+    """float32 [n, dim] clustered Gaussian mixture (seeded).
+
+    ``around`` (e.g. a voice's own vectors): centres are drawn from its rows and the spread is
+    ``spread`` x its per-dimension std; otherwise centres ~ N(0, 1) and the spread is ``spread``.
+    """
+    rng = np.random.default_rng(seed)
+    if around is not None:
+        around = np.asarray(around, np.float32)
+        dim = around.shape[1]
+        c = around[rng.choice(around.shape[0], size=min(centres, around.shape[0]), replace=False)]
+        scale = spread * around.std(axis=0)
+    else:
+        c = rng.standard_normal((centres, dim)).astype(np.float32)
+        scale = np.full(dim, spread, np.float32)
+    which = rng.integers(0, c.shape[0], size=n)
+    x = c[which] + rng.standard_normal((n, dim)).astype(np.float32) * scale
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def near_queries(vectors: np.ndarray, n: int, *, noise: float = 0.25, seed: int = 1) -> np.ndarray:
+    """float32 [n, dim]: random stored vectors plus ``noise`` x per-dim std of Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, vectors.shape[0], size=n)
+    q = vectors[rows] + rng.standard_normal((n, vectors.shape[1])).astype(np.float32) * (noise * vectors.std(axis=0))
+    return np.ascontiguousarray(q, dtype=np.float32)
+
+
+def default_pq_configs(dim: int) -> list[tuple[int, int]]:
+    """(m, nbits) pairs: d/8 x 8 bits, d/4 x 8 bits, d/2 x 4 bits (those with m dividing d)."""
+    out = []
+    for m, nbits in ((dim // 8, 8), (dim // 4, 8), (dim // 2, 4)):
+        if m >= 1 and dim % m == 0 and (m, nbits) not in out:
+            out.append((m, nbits))
+    return out
+
+
+def _quantizer(centroids: np.ndarray):
+    import faiss
+
+    q = faiss.IndexFlatL2(centroids.shape[1])
+    q.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return q
+
+
+def _ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int):
+    import faiss
+
+    quantizer = _quantizer(centroids)
+    index = faiss.IndexIVFPQ(quantizer, x.shape[1], centroids.shape[0], m, nbits)
+    index.own_fields = True
+    quantizer.this.disown()
+    index.train(x)  # the quantizer is trained: only the product quantizer learns
+    index.add(x)
+    index.nprobe = nprobe
+    return index
+
+
+def _opq_ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int):
+    import faiss
+
+    opq = faiss.OPQMatrix(x.shape[1], m)
+    opq.train(x)
+    xr = opq.apply(x)
+    ivf = _ivf_pq(xr, opq.apply(np.ascontiguousarray(centroids, dtype=np.float32)), m, nbits, nprobe)
+    index = faiss.IndexPreTransform(opq, ivf)
+    index.own_fields = True
+    opq.this.disown()
+    ivf.this.disown()
+    return index
+
+
+def _hnsw(x: np.ndarray, M: int = 32, ef_search: int = 64):
+    import faiss
+
+    index = faiss.IndexHNSWFlat(x.shape[1], M)
+    index.hnsw.efSearch = ef_search
+    index.add(x)
+    return index
+
+
+def _recall(ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    hits = [len(set(a[a >= 0].tolist()) & set(b.tolist())) for a, b in zip(ids, exact_ids)]
+    return float(np.mean(hits)) / exact_ids.shape[1]
+
+
+def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def _ms_per_block(fi: FeatureIndex, q: np.ndarray, block: int, backend: str, repeats: int) -> float:
+    blocks = [q[i:i + block] for i in range(0, q.shape[0] - block + 1, block)][:repeats] or [q]
+    fi.search(blocks[0], k=K, backend=backend)  # warm-up
+    t = []
+    for b in blocks:
+        t0 = time.perf_counter()
+        fi.search(b, k=K, backend=backend)
+        t.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(t))
+
+
+def study_index(
+    vectors: np.ndarray,
+    *,
+    queries: np.ndarray | None = None,
+    n_queries: int = 1000,
+    noise: float = 0.25,
+    pq_configs: list[tuple[int, int]] | None = None,
+    nprobe: int = 1,
+    block: int = 20,
+    timing_blocks: int = 50,
+    memory: bool = True,
+    threads: int | None = 1,
+    workdir: str | os.PathLike | None = None,
+    seed: int = 1,
+):
+    """The comparison table, one row per variant (see the module docstring).
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        float32 [N, dim]: a voice index's stored vectors (``reconstruct_n``) or synthetic ones.
+    queries : np.ndarray, optional
+        float32 [T, dim]; default :func:`near_queries` (``n_queries`` rows, ``noise``).
+    pq_configs : list of (m, nbits), optional
+        Default :func:`default_pq_configs`.  OPQ and "PQ search + flat blend" use the first.
+    nprobe : int
+        Lists probed by every IVF variant (1 as RVC; ``nlist`` makes IVF-Flat exact).
+    block : int
+        Frames per search call for the timing (one streaming block: 13-25 frames).
+    memory : bool
+        Measure resident memory (one subprocess per variant); False leaves the column NaN.
+    threads : int or None
+        faiss OpenMP threads for building and searching (restored afterwards).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``variant, kind, ntotal, dim, nlist, nprobe, m, nbits, file_bytes,
+        bytes_per_vector, size_ratio_vs_flat, rss_bytes, search_ms_per_block, recall_at_8,
+        blend_rel_l2_vs_ivf_flat, blend_rel_l2_vs_exact``.
+    """
+    import faiss
+    import pandas as pd
+    import torch
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = x.shape
+    q = near_queries(x, n_queries, noise=noise, seed=seed) if queries is None else np.ascontiguousarray(queries, np.float32)
+    pq_configs = default_pq_configs(dim) if pq_configs is None else list(pq_configs)
+
+    before = faiss.omp_get_max_threads()
+    if threads is not None:
+        faiss.omp_set_num_threads(int(threads))
+    # blend_features logs missing neighbours (IVF, nprobe 1) at INFO on every call: once is enough here
+    retrieval_log = logging.getLogger("rvc_lab.retrieval")
+    log_level = retrieval_log.level
+    retrieval_log.setLevel(logging.WARNING)
+    tmp = tempfile.TemporaryDirectory(prefix="index_study_", dir=workdir)
+    try:
+        ref_path = build_ivf_flat_index(x, Path(tmp.name) / "ivf_flat.index", threads=threads)
+        ref = load_index(ref_path)
+        ivf = faiss.extract_index_ivf(ref.faiss_index)
+        ivf.nprobe = int(nprobe)
+        ref.nprobe = int(nprobe)
+        nlist = ref.nlist
+
+        flat = faiss.IndexFlatL2(dim)
+        flat.add(x)
+        skipped: list[str] = []
+        variants = [("ivf_flat", "IVF-Flat (as RVC)", ref, dict(nlist=nlist, nprobe=nprobe)),
+                    ("flat_exact", "Flat L2 (faiss)", FeatureIndex.from_faiss(flat), {}),
+                    ("flat_exact_torch", "Flat L2 (torch path)", FeatureIndex.from_faiss(flat), {"backend": "torch"})]
+        for m, nbits in pq_configs:
+            fi = FeatureIndex.from_faiss(_ivf_pq(x, ref.centroids, m, nbits, nprobe))
+            variants.append((f"ivf_pq{m}x{nbits}", "IVF-PQ", fi, dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
+        if pq_configs:
+            m, nbits = pq_configs[0]
+            if n >= 2 * dim:
+                fi = FeatureIndex.from_faiss(_opq_ivf_pq(x, ref.centroids, m, nbits, nprobe))
+                variants.append((f"opq{m}_ivf_pq{m}x{nbits}", "OPQ+IVF-PQ", fi,
+                                 dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
+            else:  # faiss' OPQMatrix.train aborts the process (heap corruption) with fewer vectors than dims
+                skipped.append(f"opq{m}_ivf_pq{m}x{nbits}: OPQ training needs >= 2 x dim vectors "
+                               f"({n} < {2 * dim})")
+                logger.warning("index-study: skipped %s", skipped[-1])
+            pq = next(v[2] for v in variants if v[0] == f"ivf_pq{m}x{nbits}")
+            mixed = FeatureIndex("<pq search, flat blend>", x, "other", nprobe, faiss_index=pq.faiss_index)
+            variants.append((f"ivf_pq{m}x{nbits}+flat_blend", "PQ search + flat-vector blend", mixed,
+                             dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
+        variants.append(("hnsw32", "HNSW32,Flat (efSearch 64)", FeatureIndex.from_faiss(_hnsw(x)), {}))
+
+        qt = torch.from_numpy(q)
+        exact = variants[1][2]
+        _, exact_ids = exact.search(q, k=K)
+        _, ref_ids = ref.search(q, k=K)
+        if (ref_ids < 0).any():
+            logger.info("index-study: IVF-Flat (nprobe %d) finds fewer than %d neighbours for %d of %d frames: "
+                        "missing ones get weight 0 in every blend", nprobe, K, int((ref_ids < 0).any(1).sum()),
+                        ref_ids.shape[0])
+        exact_blend = blend_features(qt, exact, 1.0, k=K, on_missing="ignore")[0].numpy()
+        ref_blend = blend_features(qt, ref, 1.0, k=K, on_missing="ignore")[0].numpy()
+        flat_bytes = None
+        rows = []
+        for name, kind, fi, info in variants:
+            backend = info.get("backend", "faiss")
+            raw = faiss.serialize_index(fi.faiss_index)
+            size = int(raw.size)
+            if name == "flat_exact":
+                flat_bytes = size
+            if name.endswith("+flat_blend"):
+                size += x.nbytes  # the full vectors kept beside the PQ file
+            rss = float("nan")
+            if memory:
+                p = Path(tmp.name) / f"{len(rows)}.index"
+                raw.tofile(p)
+                rss = resident_bytes(p)
+                if name.endswith("+flat_blend"):
+                    rss += x.nbytes
+            _, ids = fi.search(q, k=K, backend=backend)
+            blend = blend_features(qt, fi, 1.0, k=K, backend=backend, on_missing="ignore")[0].numpy()
+            rows.append(dict(
+                variant=name, kind=kind, ntotal=n, dim=dim, nlist=info.get("nlist", 0),
+                nprobe=info.get("nprobe", 0), m=info.get("m", 0), nbits=info.get("nbits", 0),
+                file_bytes=size, bytes_per_vector=size / n, rss_bytes=rss,
+                search_ms_per_block=_ms_per_block(fi, q, block, backend, timing_blocks),
+                recall_at_8=_recall(ids, exact_ids),
+                blend_rel_l2_vs_ivf_flat=_rel_l2(blend, ref_blend),
+                blend_rel_l2_vs_exact=_rel_l2(blend, exact_blend)))
+        df = pd.DataFrame(rows)
+        df.insert(df.columns.get_loc("rss_bytes"), "size_ratio_vs_flat", flat_bytes / df["file_bytes"])
+        df.attrs.update(skipped=skipped, n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K)
+        return df
+    finally:
+        tmp.cleanup()
+        faiss.omp_set_num_threads(before)
+        retrieval_log.setLevel(log_level)
+
+
+def main_index_study(a) -> int:
+    """``rvc-lab index-study``: write OUT/index_study.csv and print the table."""
+    import pandas as pd
+
+    base = None
+    if a.vectors:
+        base = np.load(a.vectors).astype(np.float32)
+    elif a.index:
+        base = load_index(a.index).vectors
+    if a.synthetic:
+        x = synthetic_vectors(int(a.synthetic), around=base, seed=a.seed,
+                              **({} if base is not None else {"dim": a.dim}))
+        source = f"synthetic {a.synthetic} (mixture of 300 centres" + (" drawn from the index's vectors)" if base is not None else ")")
+    elif base is not None:
+        x, source = base, a.vectors or a.index
+    else:
+        raise SystemExit("rvc-lab index-study: give INDEX, --vectors or --synthetic N")
+    df = study_index(x, n_queries=a.queries, block=a.block, nprobe=a.nprobe, memory=not a.no_memory,
+                     threads=a.threads, seed=a.seed)
+    out = Path(a.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "index_study.csv", index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(f"# {source}: {x.shape[0]} x {x.shape[1]}, {df.attrs['n_queries']} queries, block {a.block}")
+        print(format_table(df))
+    for note in df.attrs["skipped"]:
+        print(f"skipped {note}")
+    print(f"wrote {out / 'index_study.csv'}")
+    return 0
+
+
+def format_table(df) -> str:
+    """A Markdown table of the main columns."""
+    cols = ["variant", "file_bytes", "size_ratio_vs_flat", "rss_bytes", "search_ms_per_block", "recall_at_8",
+            "blend_rel_l2_vs_ivf_flat", "blend_rel_l2_vs_exact"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = [r["variant"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['size_ratio_vs_flat']:.2f}",
+                 "n/a" if r["rss_bytes"] != r["rss_bytes"] else f"{r['rss_bytes'] / 1024:.0f} KiB",
+                 f"{r['search_ms_per_block']:.3f}", f"{r['recall_at_8']:.3f}",
+                 f"{r['blend_rel_l2_vs_ivf_flat']:.4f}", f"{r['blend_rel_l2_vs_exact']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
