@@ -434,6 +434,7 @@ def plot_sweep_effects(effects, metric: str, title: str | None = None):
     axes.flat[0].set_ylabel(metric.replace("_", " "))
     fig.suptitle(title or f"{metric}: mean over the other parameters (bars: 95 % bootstrap interval)",
                  fontsize=10)
+    return fig
 
 
 # ----------------------------------------------------------------------------- A/B studies
