@@ -27,7 +27,8 @@ def plot_latency_probe(measurement, max_bursts: int = 4):
     tr = m.train
     sr = tr.sr
     k_n = min(max_bursts, tr.n_bursts)
-    span = int(1.3 * max(np.nanmax(m.round_trip.delays), m.budget["formula_s"] * sr)) + tr.length
+    found = m.round_trip.delays[np.isfinite(m.round_trip.delays)]  # samples; NaN: burst not found
+    span = int(1.3 * max(found.max() if found.size else 0.0, m.budget["formula_s"] * sr)) + tr.length
     fig, axes = _figure(3.2 * k_n, 5.5, 3, k_n, sharex=True)
     rows = (("played burst", tr.signal, None), ("captured (device loop)", m.captured, m.device_loop),
             ("output (round trip)", m.played, m.round_trip))

@@ -269,10 +269,19 @@ class Panel:
         except Exception as exc:
             self.status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
             raise
-        self.status.value = "done"
+        # an Output widget swallows exceptions raised inside it (it shows them in the widget), so
+        # a failed render would pass unnoticed in a headless run: catch it here and raise it outside
+        failed = None
         with self.output:
             clear_output(wait=True)
-            self.render(self.result)
+            try:
+                self.render(self.result)
+            except Exception as exc:
+                failed = exc
+        if failed is not None:
+            self.status.value = f"<span style='color:#b00'>{type(failed).__name__}: {failed}</span>"
+            raise failed
+        self.status.value = "done"
         return self.result
 
     def compute(self):  # pragma: no cover - abstract
@@ -761,7 +770,7 @@ class SweepPanel(Panel):
         self.grid = w.Text(value=grid or default, description="grid (YAML)", **text)
         self.folder = w.Text(value="", description="or an rvc-lab sweep output folder", **text)
         self.metric = _dropdown([], description="metric")
-        self.metric.observe(lambda _: self._redraw(), names="value")
+        self.metric.observe(lambda _: self._redraw_in_output(), names="value")
         self.effects = None
 
     def controls(self):
@@ -795,14 +804,18 @@ class SweepPanel(Panel):
         self.effects = effects
         self._redraw()
 
+    def _redraw_in_output(self) -> None:
+        """The dropdown's redraw (outside :meth:`Panel.run`, which already draws into the output)."""
+        with self.output:
+            self._redraw()
+
     def _redraw(self) -> None:
         from IPython.display import clear_output, display
 
         if self.effects is None or not self.metric.value:
             return
-        with self.output:
-            clear_output(wait=True)
-            if self.wb is not None and any(v.synthetic for v in self.wb.voices.values()):
-                display("Random-weight demo voices: parity, F0 and cost are real; the sound is not a voice.")
-            show_figure(plots.plot_sweep_effects(self.effects, self.metric.value))
-            display(self.effects[self.effects["metric"] == self.metric.value].round(4))
+        clear_output(wait=True)
+        if self.wb is not None and any(v.synthetic for v in self.wb.voices.values()):
+            display("Random-weight demo voices: parity, F0 and cost are real; the sound is not a voice.")
+        show_figure(plots.plot_sweep_effects(self.effects, self.metric.value))
+        display(self.effects[self.effects["metric"] == self.metric.value].round(4))
