@@ -14,7 +14,13 @@ import os
 import shlex
 from dataclasses import dataclass
 
-from rvc_lab.cli.options import add_voice_options, check_paths_exist, check_voice_args
+from rvc_lab.cli.options import (
+    add_offline_options,
+    add_stream_options,
+    add_voice_options,
+    check_paths_exist,
+    check_voice_args,
+)
 from rvc_lab.convert.offline import OfflineSettings
 from rvc_lab.convert.streaming import StreamSettings
 from rvc_lab.errors import SettingsError
@@ -40,17 +46,9 @@ def _parser(mode: str, label: str) -> _SpecParser:
     add_voice_options(p)
     p.add_argument("--lora", help="LoRA adapter merged into the voice in memory")
     if mode == "offline":
-        off = OfflineSettings()
-        p.add_argument("--filter-radius", type=int, default=off.filter_radius)
-        p.add_argument("--protect", type=float, default=off.protect)
-        p.add_argument("--resample-sr", type=int, default=off.resample_sr)
+        add_offline_options(p)
     else:
-        st = StreamSettings()
-        p.add_argument("--block-time", type=float, default=st.block_time)
-        p.add_argument("--crossfade", type=float, default=st.crossfade_time)
-        p.add_argument("--extra-time", type=float, default=st.extra_time)
-        p.add_argument("--formant", type=float, default=st.formant)
-        p.add_argument("--threshold", type=float, default=st.threshold)
+        add_stream_options(p)
     return p
 
 

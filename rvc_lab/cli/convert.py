@@ -7,7 +7,8 @@ import sys
 
 from rvc_lab.atomic import write_text_atomic
 from rvc_lab.audio import load_audio, prepare_input, resample_offline, write_wav_atomic
-from rvc_lab.cli.options import add_voice_options, check_voice_args, load_models, noise_kwargs
+from rvc_lab.cli.options import (add_offline_options, add_stream_options, add_voice_options, check_voice_args,
+                                 load_models, noise_kwargs)
 from rvc_lab.convert.offline import OfflineSettings, convert_offline
 from rvc_lab.convert.streaming import StreamSettings, stream_file
 from rvc_lab.errors import SettingsError
@@ -82,22 +83,14 @@ def add_parser(sub) -> None:
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     add_voice_options(s)
-    off = OfflineSettings()
-    s.add_argument("--filter-radius", type=int, default=off.filter_radius)
-    s.add_argument("--protect", type=float, default=off.protect)
-    s.add_argument("--resample-sr", type=int, default=off.resample_sr)
+    add_offline_options(s)
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("stream", help="run the realtime engine over a file with a simulated clock")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     add_voice_options(s)
-    st = StreamSettings()
-    s.add_argument("--block-time", type=float, default=st.block_time)
-    s.add_argument("--crossfade", type=float, default=st.crossfade_time)
-    s.add_argument("--extra-time", type=float, default=st.extra_time)
-    s.add_argument("--formant", type=float, default=st.formant)
-    s.add_argument("--threshold", type=float, default=st.threshold)
+    add_stream_options(s)
     s.add_argument("--stream-sr", type=int, default=48000,
                    help="rate a file whose rate is not a multiple of 100 Hz is resampled to (default 48000)")
     s.add_argument("--output-sr", choices=("stream", "model"), default="stream")

@@ -6,6 +6,8 @@ import json
 import os
 
 from rvc_lab.convert.models import ConverterModels
+from rvc_lab.convert.offline import OfflineSettings
+from rvc_lab.convert.streaming import StreamSettings
 from rvc_lab.errors import SettingsError
 from rvc_lab.export.backends import BACKENDS
 from rvc_lab.export.formats import require_onnx
@@ -34,6 +36,24 @@ def add_voice_options(p: argparse.ArgumentParser) -> None:
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--seed", type=int, help="seed torch with SEED + k before the k-th generator call")
     noise.add_argument("--no-noise", action="store_true", help="generator random draws are zeros (deterministic)")
+
+
+def add_offline_options(p: argparse.ArgumentParser) -> None:
+    """The options only ``convert`` (upstream ``vc_single``) has; defaults from :class:`OfflineSettings`."""
+    off = OfflineSettings()
+    p.add_argument("--filter-radius", type=int, default=off.filter_radius)
+    p.add_argument("--protect", type=float, default=off.protect)
+    p.add_argument("--resample-sr", type=int, default=off.resample_sr)
+
+
+def add_stream_options(p: argparse.ArgumentParser) -> None:
+    """The block geometry and gate options of ``stream``; defaults from :class:`StreamSettings`."""
+    st = StreamSettings()
+    p.add_argument("--block-time", type=float, default=st.block_time)
+    p.add_argument("--crossfade", type=float, default=st.crossfade_time)
+    p.add_argument("--extra-time", type=float, default=st.extra_time)
+    p.add_argument("--formant", type=float, default=st.formant)
+    p.add_argument("--threshold", type=float, default=st.threshold)
 
 
 def noise_kwargs(a: argparse.Namespace) -> dict:
