@@ -87,22 +87,25 @@ def _print(title: str, df: pd.DataFrame, cols=None) -> None:
         print((df[cols] if cols else df).to_string(index=False), flush=True)
 
 
-def _models(parity: Path | None):
-    from rvc_lab.convert.models import ConverterModels
-
+def _asset_paths(parity: Path | None) -> tuple[dict, Path | None]:
+    """Voice, HuBERT, index and RMVPE paths: the parity assets when generated, else the demo ones."""
     if parity is not None:
         a = Path(__file__).resolve().parents[1] / ".cache" / "parity-assets"
         if (a / "PARITY_ASSETS.json").exists():
-            return ConverterModels.load(
-                a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert_base",
-                index=a / "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index",
-                rmvpe=a / "assets/rmvpe/rmvpe.pt"), a
+            return dict(model=a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert_base",
+                        index=a / "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index",
+                        rmvpe=a / "assets/rmvpe/rmvpe.pt"), a
         log.warning("parity assets not generated (%s): using the demo assets", a)
     from rvc_lab.files.synthetic import cached_demo_assets
 
     p = cached_demo_assets(seed=0)
-    return ConverterModels.load(p["demo_v2_40k_f0"], hubert=p["hubert"], index=p["demo_v2_40k_f0_index"],
-                                rmvpe=p["rmvpe"]), None
+    return dict(model=p["demo_v2_40k_f0"], hubert=p["hubert"], index=p["demo_v2_40k_f0_index"], rmvpe=p["rmvpe"]), None
+
+
+def _models(paths: dict, backend: str = "torch"):
+    from rvc_lab.convert.models import ConverterModels
+
+    return ConverterModels.load(**paths, backend=backend)
 
 
 def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
@@ -131,13 +134,15 @@ def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
 
 
 def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict, blocks: int, warmup: int,
-                sr: int, checkout: Path | None = None) -> pd.DataFrame:
+                sr: int, checkout: Path | None = None, backends: dict | None = None) -> pd.DataFrame:
     """Exact mode (and bf16, in the same run) at upstream's configurations; parity error from a
     full run of the golden case.
 
     With ``checkout`` (an upstream RVC checkout) and the parity assets, upstream's ``RVC.infer``
     runs on the same 16 kHz ring right after each of rvc_lab's blocks (``upstream_ms`` is then
     its median, ``upstream_source`` says "measured"); otherwise ``upstream_ms`` is the stored figure.
+    ``backends`` ({name: ConverterModels of an exported fp32 bundle}) adds one fp32 row per backend
+    and configuration, measured in the same interleaved run.
     """
     from dataclasses import replace
 
@@ -145,18 +150,26 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
 
     from rvc_lab.audio import load_audio
     from rvc_lab.convert.streaming import StreamSettings, stream_file
+    from rvc_lab.cpu import has_native_bf16
     from rvc_lab.instrument import StageTimer
 
-    settings, rows, inputs, cases = {}, {}, {}, {}
+    backends = backends or {}
+    with_bf16 = has_native_bf16()
+    if not with_bf16:
+        print("bf16 left out of this table: this CPU has no AMX-BF16 / AVX512-BF16 (emulated bf16 ran 7-9x "
+              "slower than fp32 per block on a Zen 3 EPYC)")
+    settings, rows, inputs, cases, run_models = {}, {}, {}, {}, {}
     for key, (case, wav, kw) in PARITY_CASES.items():
         conf = f"{case} (block {kw['block_time']}, extra {kw['extra_time']}, {kw['f0_method']})"
         if assets is not None:
             inputs[key] = load_audio(assets / "audio" / wav)[0]
-        for precision in ("fp32", "bf16"):
-            name = key if precision == "fp32" else f"{key}+bf16"
+        variants = [("torch", "fp32")] + [("torch", "bf16")] * with_bf16 + [(b, "fp32") for b in backends]
+        for backend, precision in variants:
+            name = key + ("" if backend == "torch" else f"+{backend}") + ("" if precision == "fp32" else f"+{precision}")
             settings[name] = StreamSettings(noise=True, seed=0, precision=precision, **kw)
             cases[name] = key
-            rows[name] = {"configuration": conf, "precision": precision,
+            run_models[name] = backends.get(backend, models)
+            rows[name] = {"configuration": conf, "backend": backend, "precision": precision,
                           "upstream_ms": upstream.get(key, float("nan")), "upstream_source": "stored"}
     audio = inputs.get("defaults", perf.harmonic_glide(10.0, sr))
     upstream_times: dict = {}
@@ -166,7 +179,7 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
             raise SystemExit("--upstream-checkout needs the parity assets (../shared/parity and make_assets.py)")
         # upstream once per configuration, after its exact-mode block
         hook = _upstream_timer(checkout, assets / "assets", upstream_times, set(PARITY_CASES))
-    runs = perf.run_side_by_side(models, settings, audio, sr, blocks=warmup + blocks, on_block=hook)
+    runs = perf.run_side_by_side(run_models, settings, audio, sr, blocks=warmup + blocks, on_block=hook)
     for name, run in runs.items():
         if cases[name] in upstream_times:
             times = upstream_times[cases[name]][warmup:]
@@ -181,7 +194,7 @@ def exact_table(models, assets: Path | None, parity: Path | None, upstream: dict
             golden, _ = sf.read(parity / "cases" / f"{case}__zero" / "out.wav", dtype="float32")
             with np.load(parity / "cases" / f"{case}__zero" / "data.npz") as z:
                 offsets = z["sola_offset"]
-            out, _, conv = stream_file(models, inputs[cases[name]], sr, replace(settings[name], noise=False, seed=None),
+            out, _, conv = stream_file(run_models[name], inputs[cases[name]], sr, replace(settings[name], noise=False, seed=None),
                                        timer=StageTimer())
             got = conv.timer.to_frame()["sola_offset"].to_numpy()
             n = min(out.shape[0], golden.shape[0])
@@ -229,31 +242,107 @@ def kernel_table(models, repeats: int = 7) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def flops_table(models, exact_row: dict, sr: int, threads: int) -> pd.DataFrame:
-    """GFLOP per stage at upstream's defaults, achieved GFLOP/s and fraction of the matmul peak."""
-    from rvc_lab.convert.streaming import StreamSettings
+def fma_peak_gflops(threads: int) -> float:
+    """fp32 FMA peak of ``threads`` cores from ``bench/fma_peak.cpp`` (compiled here with g++ -O3
+    -march=native): a kernel of exactly known FLOPs, the ceiling no GEMM or convolution passes.
+    NaN (with a log line) when g++ is missing or the build fails."""
+    import shutil
+    import subprocess
+    import tempfile
 
-    counts = perf.flop_counts(models, StreamSettings(noise=False, **perf.UPSTREAM_DEFAULTS, index_rate=0.5), sr)
-    peak = perf.peak_gflops(threads, dtype="fp32")
-    peak_bf16 = perf.peak_gflops(threads, dtype="bf16")
+    src = Path(__file__).with_name("fma_peak.cpp")
+    if shutil.which("g++") is None:
+        log.warning("g++ not found: no FMA peak (bash scripts/system-packages.sh installs it)")
+        return float("nan")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "fma_peak"
+        subprocess.run(["g++", "-O3", "-march=native", "-pthread", str(src), "-o", str(exe)], check=True)
+        out = subprocess.run([str(exe), str(threads), "1.0"], check=True, capture_output=True, text=True).stdout
+    print(out.strip())
+    return float(out.strip().splitlines()[-1].split()[3])
+
+
+#: The stages' own kernel shapes: (label, FLOP, callable building the op) at upstream's defaults
+#: (2.81 s ring: HuBERT T = 140; generator stage 1 of v2 40k: 128 channels over 31 x 100 samples).
+def _stage_kernel_shapes():
+    lin_x, lin_w = torch.randn(140, 768), torch.randn(3072, 768)
+    shapes = [("HuBERT feed-forward linear 140x768 @ 768x3072", 2 * 140 * 768 * 3072,
+               lambda: torch.nn.functional.linear(lin_x, lin_w))]
+    for c, k, d, length in ((512, 3, 1, 4495), (256, 11, 5, 310), (128, 7, 3, 3100), (64, 11, 1, 6200),
+                            (32, 3, 1, 12400)):
+        conv = torch.nn.Conv1d(c, c, k, dilation=d, padding=(k - 1) * d // 2)
+        x = torch.randn(1, c, length)
+        shapes.append((f"conv1d {c}->{c} k{k} d{d} over {length}", 2 * c * c * k * length, lambda conv=conv, x=x: conv(x)))
+    return shapes
+
+
+def kernel_shape_table(repeats: int = 20) -> pd.DataFrame:
+    """Best-of-``repeats`` GFLOP/s of square GEMMs and of the stages' own shapes (torch, fp32)."""
     rows = []
-    for stage, flops in counts.items():
-        ms = exact_row.get(f"{stage}_ms", float("nan"))
-        rows.append({"stage": stage, "gflop": flops / 1e9, "median_ms": ms, "gflop_per_s": flops / 1e6 / ms,
-                     "fp32_peak_gflop_per_s": peak, "fraction_of_peak": flops / 1e6 / ms / peak,
-                     "floor_ms_at_peak": flops / 1e6 / peak, "bf16_peak_gflop_per_s": peak_bf16})
-    total = sum(counts.values())
-    rows.append({"stage": "total (model stages)", "gflop": total / 1e9, "median_ms": exact_row.get("rvc_lab_ms"),
-                 "gflop_per_s": total / 1e6 / exact_row.get("rvc_lab_ms", float("nan")),
-                 "fp32_peak_gflop_per_s": peak, "fraction_of_peak": total / 1e6 / exact_row.get("rvc_lab_ms") / peak,
-                 "floor_ms_at_peak": total / 1e6 / peak, "bf16_peak_gflop_per_s": peak_bf16})
+    for n in (1024, 2048):
+        rows.append({"kernel": f"GEMM {n}x{n}x{n}", "gflop_per_s": perf.peak_gflops(size=n, repeats=repeats)})
+    with torch.no_grad():
+        for label, flops, fn in _stage_kernel_shapes():
+            fn()
+            best = min(_time(fn) for _ in range(repeats))
+            rows.append({"kernel": label, "gflop_per_s": flops / best / 1e9})
     return pd.DataFrame(rows)
+
+
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def flops_table(models, configs: dict, sr: int, fma_peak: float, kernels: pd.DataFrame) -> pd.DataFrame:
+    """FLOPs per stage and block, counted twice (torch's counter, the hand count of
+    :mod:`rvc_lab.flop_model`), achieved GFLOP/s where measured, and the floors at the FMA peak
+    and at the best GEMM: how far fp32 can go on this CPU.
+
+    ``configs``: ``{label: (StreamSettings, measured row or {})}``; a measured row has
+    ``<stage>_ms``, ``rvc_lab_ms`` and ``upstream_ms`` (the exact table's).
+    """
+    from rvc_lab import flop_model
+    from rvc_lab.convert.streaming import StreamingConverter
+
+    gemm = float(kernels["gflop_per_s"].iloc[:2].max())
+    rows = []
+    for label, (settings, measured) in configs.items():
+        counts = perf.flop_counts(models, settings, sr)
+        conv = StreamingConverter(models, settings, sr)
+        g, ring = conv.geometry, conv.input_wav_res.shape[0]  # 16 kHz samples HuBERT sees per block
+        hand = {"content_features": flop_model.hubert_flops(ring, models.voice.version)["total"],
+                "generator": flop_model.generator_flops(models.net_g.spec, ring // 160, g.skip_head,
+                                                        g.return_length)["total"]}
+        block_ms = 1000 * settings.block_time
+        for stage, flops in list(counts.items()) + [("total (model stages)", None)]:
+            if flops is None:  # the block: the sum of the stages' best counts
+                best = sum(hand.get(k, c) for k, c in counts.items())
+                ms = measured.get("rvc_lab_ms", float("nan"))
+            else:
+                best = hand.get(stage, flops)  # the counter misses CPU attention: the hand count when there is one
+                ms = measured.get(f"{stage}_ms", float("nan"))
+            rows.append({"configuration": label, "stage": stage,
+                         "counted_gflop": (flops if flops is not None else sum(counts.values())) / 1e9,
+                         "hand_gflop": hand[stage] / 1e9 if stage in hand else float("nan"),
+                         "median_ms": ms, "gflop_per_s": best / 1e6 / ms,
+                         "fraction_of_fma_peak": best / 1e6 / ms / fma_peak,
+                         "floor_ms_at_fma_peak": best / 1e6 / fma_peak, "floor_ms_at_gemm": best / 1e6 / gemm,
+                         "floor_load_at_fma_peak": best / 1e6 / fma_peak / block_ms,
+                         "upstream_ms": measured.get("upstream_ms", float("nan"))})
+    df = pd.DataFrame(rows)
+    df["fma_peak_gflop_per_s"], df["gemm_gflop_per_s"] = fma_peak, gemm
+    # the best ratio over upstream that exact fp32 could reach if every model stage ran at the best
+    # GEMM's rate and everything around the models cost nothing
+    df["ratio_bound_at_gemm"] = df["upstream_ms"] / df["floor_ms_at_gemm"]
+    return df
 
 
 def modes_tables(models, sr: int, warmup: int, quick: bool, which=("defaults", "target")) -> pd.DataFrame:
     from rvc_lab.convert.streaming import StreamSettings
-    from rvc_lab.speech import speech_input
     from rvc_lab.files.synthetic import default_cache_dir
+    from rvc_lab.speech import speech_input
 
     speech = speech_input(cache_dir=default_cache_dir() / "speech", sr=sr).audio
     out = []
@@ -288,6 +377,9 @@ def main(argv=None) -> int:
                                       "when no checkout is given")
     p.add_argument("--memory-minutes", type=float, default=10.0, help="simulated stream length of the memory run")
     p.add_argument("--skip", nargs="*", default=[], choices=["exact", "kernels", "flops", "modes", "scaling", "memory"])
+    p.add_argument("--backends", nargs="*", default=[], choices=["torch", "torchscript", "onnx"],
+                   help="exported backends measured beside eager torch in the exact table (fp32 bundles, "
+                        "exported once into the cache)")
     p.add_argument("--quick", action="store_true", help="fewer scaling points and modes (a smoke run)")
     p.add_argument("--mode-configs", nargs="+", default=["defaults", "target"], choices=["defaults", "target"],
                    help="configurations of the fast-mode table")
@@ -301,7 +393,15 @@ def main(argv=None) -> int:
         upstream.update(json.loads(Path(a.upstream).read_text()))
     parity = Path(__file__).resolve().parents[2] / "shared" / "parity"
     parity = parity if parity.is_dir() else None
-    models, assets = _models(parity)
+    paths, assets = _asset_paths(parity)
+    models = _models(paths)
+    backends = {b: _models(paths, b) for b in a.backends if b != "torch"}
+    if "onnx" in backends:
+        # each stage on the runtime that ran it fastest here: ONNX Runtime for HuBERT and RMVPE,
+        # torch (oneDNN) for the generator
+        from dataclasses import replace
+
+        backends["onnx encoder+rmvpe, torch generator"] = replace(backends["onnx"], net_g=models.net_g, _f0={})
     from rvc_lab.cpu import cpu_description
 
     print(cpu_description())
@@ -311,7 +411,7 @@ def main(argv=None) -> int:
 
     exact_row = {}
     if "exact" not in a.skip:
-        t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr, a.upstream_checkout)
+        t = exact_table(models, assets, parity, upstream, a.blocks, a.warmup, a.sr, a.upstream_checkout, backends)
         write_text_atomic(out / "exact.csv", t.to_csv(index=False))
         _print("exact mode vs upstream (ms per block)", t)
         exact_row = t.iloc[0].to_dict()
@@ -320,7 +420,15 @@ def main(argv=None) -> int:
         write_text_atomic(out / "kernels.csv", t.to_csv(index=False))
         _print("stage kernels: loaded fp32 modules vs runtime copies per precision", t)
     if "flops" not in a.skip and exact_row:
-        t = flops_table(models, exact_row, a.sr, a.threads)
+        kernels = kernel_shape_table()
+        write_text_atomic(out / "kernel_shapes.csv", kernels.to_csv(index=False))
+        _print("GFLOP/s of square GEMMs and of the stages' own shapes (fp32)", kernels)
+        from rvc_lab.convert.streaming import StreamSettings
+
+        configs = {"upstream defaults (0.25/0.05/2.5, rmvpe)":
+                   (StreamSettings(noise=False, **perf.UPSTREAM_DEFAULTS, index_rate=0.5), exact_row),
+                   "low-latency target (0.10/0.05/0.5, fcpe)": (StreamSettings(noise=False, **TARGET), {})}
+        t = flops_table(models, configs, a.sr, fma_peak_gflops(a.threads), kernels)
         write_text_atomic(out / "flops.csv", t.to_csv(index=False))
         _print("FLOPs and efficiency at upstream defaults (exact mode)", t)
     if "modes" not in a.skip:

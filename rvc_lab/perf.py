@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 
@@ -81,7 +82,9 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
 
     Parameters
     ----------
-    models : rvc_lab.convert.models.ConverterModels
+    models : rvc_lab.convert.models.ConverterModels or dict[str, ConverterModels]
+        The models of every configuration, or per configuration name (e.g. exported backends
+        measured beside eager torch).
     settings : dict[str, StreamSettings]
         Configurations by name (block lengths may differ).
     audio : np.ndarray
@@ -100,16 +103,14 @@ def run_side_by_side(models, settings: dict, audio: np.ndarray, sr: int, *, bloc
         Per name: ``trace`` (DataFrame, one row per block, stage ms), ``out`` (float32 output
         at ``sr``, unaligned), ``converter``.
     """
-    import os
-
-
     if len(settings) > 4 and "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ:
         log.warning("%d configurations side by side with oneDNN's default kernel cache: times may include "
                     "kernel recompilation (set ONEDNN_PRIMITIVE_CACHE_CAPACITY=16384)", len(settings))
     state = {}
     for name, s in settings.items():
         timer = StageTimer(enabled=True)
-        conv = StreamingConverter(models, s, sr, timer=timer, record=record)
+        conv = StreamingConverter(models[name] if isinstance(models, dict) else models, s, sr, timer=timer,
+                                  record=record)
         g = conv.geometry
         n = blocks if blocks is not None else stream_block_count(audio.shape[0], g)
         x = _tile(audio, n * g.block_frame) if n * g.block_frame > audio.shape[0] else audio
@@ -403,8 +404,14 @@ class _FlopCountingTimer(StageTimer):
         self.flops[name] = self.flops.get(name, 0) + counter.get_total_flops()
 
 
-def peak_gflops(threads: int | None = None, size: int = 1024, dtype: str = "fp32", repeats: int = 10) -> float:
-    """Best-of-``repeats`` GFLOP/s of a square matrix product: the practical peak to compare stages with."""
+def peak_gflops(threads: int | None = None, size: int = 2048, dtype: str = "fp32", repeats: int = 10) -> float:
+    """Best-of-``repeats`` GFLOP/s of a square matrix product: the practical peak to compare stages with.
+
+    2048 by default: on a 2-core AMD EPYC (Zen 3, AVX2) 1024 reaches 176, 2048 183 GFLOP/s of the
+    203 GFLOP/s FMA peak ``bench/fma_peak.cpp`` measures; smaller shapes say more about the
+    library's blocking than about the CPU (on an AVX-512 EPYC 1024 gave 213 while the generator
+    ran at 332 GFLOP/s, its hand-checked FLOP count in :mod:`rvc_lab.flop_model`).
+    """
     import time
 
     import torch

@@ -30,6 +30,7 @@ import weakref
 import torch
 from torch import nn
 
+from rvc_lab.cpu import cpu_model, has_native_bf16
 from rvc_lab.errors import SettingsError
 from rvc_lab.models.channels_last import ChannelsLastDecoder, LowPrecisionHubert, use_gemm_convs
 
@@ -71,6 +72,10 @@ def _weights_version(module: nn.Module) -> tuple:
     return tuple(p._version for p in module.parameters())
 
 
+#: one warning per process that bf16 has no hardware support here
+_WARNED_BF16: list = []
+
+
 def _cached(module: nn.Module, precision: str, build):
     with _LOCK:
         entry = _CACHE.setdefault(module, {})
@@ -78,6 +83,10 @@ def _cached(module: nn.Module, precision: str, build):
         hit = entry.get(precision)
         if hit is not None and hit[0] == version:
             return hit[1]
+        if precision == "bf16" and not _WARNED_BF16 and not has_native_bf16():
+            _WARNED_BF16.append(True)
+            log.warning("bf16 on a CPU without AMX-BF16 or AVX512-BF16 (%s) is emulated and several times "
+                        "slower than fp32: use precision fp32 here", cpu_model())
         runtime = build(module, _DTYPES[precision])
         entry[precision] = (version, runtime)
         log.debug("built %s runtime copy of %s", precision, type(module).__name__)
