@@ -21,6 +21,16 @@ index minus before, each in its own subprocess), search ms per streaming block (
 recall@8 against exact search, and the blended feature's relative L2 (``index_rate = 1``, i.e.
 the retrieved part alone) against the IVF-Flat blend and against the exact blend.
 
+Training cost is cut where faiss' own practice allows, so ``--synthetic 100000`` (768-d) runs in
+minutes on one core: the PQ and OPQ codebooks train on a seeded subsample of
+``min(N, 64 x 2^nbits)`` rows (:data:`TRAIN_PER_CENTROID`; faiss caps k-means at 256 per
+centroid), OPQ alternates :data:`OPQ_NITER` times instead of 50, HNSW builds with efConstruction 40.
+Every variant still holds all N vectors; the IVF-Flat reference trains on all of them, as RVC does.
+
+With ``conversion=(models, audio)`` (``--conversion``) each variant also drives one offline
+conversion (:func:`conversion_against_reference`): output SNR / MCD against the IVF-Flat
+conversion.  That costs one full conversion per variant (seconds each on CPU), so it is opt-in.
+
 Queries are features *near* the data: stored vectors plus Gaussian noise (``noise`` x the
 per-dimension std), like content features of the same voice.
 
