@@ -21,6 +21,16 @@ index minus before, each in its own subprocess), search ms per streaming block (
 recall@8 against exact search, and the blended feature's relative L2 (``index_rate = 1``, i.e.
 the retrieved part alone) against the IVF-Flat blend and against the exact blend.
 
+Training cost is cut where faiss' own practice allows, so ``--synthetic 100000`` (768-d) runs in
+minutes on one core: the PQ and OPQ codebooks train on a seeded subsample of
+``min(N, 64 x 2^nbits)`` rows (:data:`TRAIN_PER_CENTROID`; faiss caps k-means at 256 per
+centroid), OPQ alternates :data:`OPQ_NITER` times instead of 50, HNSW builds with efConstruction 40.
+Every variant still holds all N vectors; the IVF-Flat reference trains on all of them, as RVC does.
+
+With ``conversion=(models, audio)`` (``--conversion``) each variant also drives one offline
+conversion (:func:`conversion_against_reference`): output SNR / MCD against the IVF-Flat
+conversion.  That costs one full conversion per variant (seconds each on CPU), so it is opt-in.
+
 Queries are features *near* the data: stored vectors plus Gaussian noise (``noise`` x the
 per-dimension std), like content features of the same voice.
 
@@ -56,6 +66,11 @@ logger = logging.getLogger(__name__)
 
 #: Neighbours per frame (upstream).
 K = 8
+#: PQ / OPQ training points per codebook centroid: min(N, 64 x 2^nbits) rows (16384 for 8 bits).
+#: faiss' own k-means cap is 256 per centroid; 64 keeps 100k x 768 studies to minutes on one core.
+TRAIN_PER_CENTROID = 64
+#: OPQ alternations (faiss' default 50).
+OPQ_NITER = 4
 
 _RSS_CODE = r"""
 import sys, faiss
@@ -124,26 +139,41 @@ def _quantizer(centroids: np.ndarray):
     return q
 
 
-def _ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int):
+def training_sample(x: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """float32 [min(N, max_points), dim]: a seeded random subset of the rows of ``x`` (all of them if few)."""
+    if x.shape[0] <= max_points:
+        return x
+    rows = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False))
+    return np.ascontiguousarray(x[rows])
+
+
+def _ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int,
+            train_per_centroid: int = TRAIN_PER_CENTROID):
     import faiss
 
     quantizer = _quantizer(centroids)
     index = faiss.IndexIVFPQ(quantizer, x.shape[1], centroids.shape[0], m, nbits)
     index.own_fields = True
     quantizer.this.disown()
-    index.train(x)  # the quantizer is trained: only the product quantizer learns
+    # the quantizer is trained: only the product quantizer learns, on a subsample (faiss' practice)
+    index.train(training_sample(x, train_per_centroid * 2 ** nbits))
     index.add(x)
     index.nprobe = nprobe
     return index
 
 
-def _opq_ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int):
+def _opq_ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: int,
+                train_per_centroid: int = TRAIN_PER_CENTROID):
     import faiss
 
     opq = faiss.OPQMatrix(x.shape[1], m)
-    opq.train(x)
+    # each OPQ iteration trains a PQ and an SVD: 50 iterations on 64k x 768 take many minutes on one
+    # core; a few iterations on the same subsample as the PQ get most of the rotation's gain
+    opq.niter = OPQ_NITER
+    opq.train(training_sample(x, train_per_centroid * 2 ** nbits))
     xr = opq.apply(x)
-    ivf = _ivf_pq(xr, opq.apply(np.ascontiguousarray(centroids, dtype=np.float32)), m, nbits, nprobe)
+    ivf = _ivf_pq(xr, opq.apply(np.ascontiguousarray(centroids, dtype=np.float32)), m, nbits, nprobe,
+                  train_per_centroid)
     index = faiss.IndexPreTransform(opq, ivf)
     index.own_fields = True
     opq.this.disown()
@@ -151,10 +181,11 @@ def _opq_ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe
     return index
 
 
-def _hnsw(x: np.ndarray, M: int = 32, ef_search: int = 64):
+def _hnsw(x: np.ndarray, M: int = 32, ef_search: int = 64, ef_construction: int = 40):
     import faiss
 
     index = faiss.IndexHNSWFlat(x.shape[1], M)
+    index.hnsw.efConstruction = ef_construction
     index.hnsw.efSearch = ef_search
     index.add(x)
     return index
@@ -180,6 +211,48 @@ def _ms_per_block(fi: FeatureIndex, q: np.ndarray, block: int, backend: str, rep
     return 1e3 * float(np.median(t))
 
 
+def conversion_against_reference(models, audio16k: np.ndarray, indices: dict, reference: str = "ivf_flat",
+                                 settings=None) -> dict[str, tuple[float, float]]:
+    """Output SNR and MCD of one offline conversion per index against the ``reference`` index's conversion.
+
+    Parameters
+    ----------
+    models : rvc_lab.convert.models.ConverterModels
+        The voice; its index is swapped for each entry of ``indices`` (the models are not changed).
+    audio16k : np.ndarray
+        float32 [S] mono input at 16 kHz.
+    indices : dict of str -> FeatureIndex
+        Must hold ``reference``; each is searched by the chain's faiss back end.
+    settings : OfflineSettings, optional
+        Default: upstream's defaults with ``f0_method="pm"`` (cheap) and ``noise=False`` (the
+        generator is deterministic, so any difference comes from the index).
+
+    Returns
+    -------
+    dict of str -> (snr_db, mcd_db)
+        :func:`rvc_lab.metrics.spectral.snr_db` (dB, +inf when identical) and
+        :func:`rvc_lab.metrics.mcd.mcd` (dB, 0 when identical) of each output (int16 scaled to
+        [-1, 1), voice rate) against the reference's.
+    """
+    from dataclasses import replace
+
+    from rvc_lab.convert.offline import OfflineSettings, convert_offline
+    from rvc_lab.metrics import mcd, snr_db
+
+    s = settings or OfflineSettings(f0_method="pm", noise=False)
+
+    def run(fi):
+        out = convert_offline(replace(models, index=fi), audio16k, s)
+        return out.audio.astype(np.float64) / 32768.0, out.sr
+
+    expected, sr = run(indices[reference])
+    out = {}
+    for name, fi in indices.items():
+        actual, _ = run(fi)
+        out[name] = (snr_db(actual, expected), mcd(actual, expected, sr))
+    return out
+
+
 def study_index(
     vectors: np.ndarray,
     *,
@@ -194,6 +267,8 @@ def study_index(
     threads: int | None = 1,
     workdir: str | os.PathLike | None = None,
     seed: int = 1,
+    train_per_centroid: int = TRAIN_PER_CENTROID,
+    conversion: tuple | None = None,
 ):
     """The comparison table, one row per variant (see the module docstring).
 
@@ -213,6 +288,13 @@ def study_index(
         Measure resident memory (one subprocess per variant); False leaves the column NaN.
     threads : int or None
         faiss OpenMP threads for building and searching (restored afterwards).
+    train_per_centroid : int
+        PQ and OPQ train on a seeded subsample of ``min(N, train_per_centroid x 2^nbits)`` rows
+        (every row is added).  The IVF-Flat reference trains on all rows, as RVC does.
+    conversion : (ConverterModels, np.ndarray), optional
+        A voice and a 16 kHz input: adds ``conversion_snr_db`` / ``conversion_mcd_db`` per variant
+        (:func:`conversion_against_reference`; NaN for the torch-path row, which the chain's faiss
+        search cannot drive).  The vectors' width must be the voice's feature width.
 
     Returns
     -------
@@ -253,12 +335,12 @@ def study_index(
                     ("flat_exact", "Flat L2 (faiss)", FeatureIndex.from_faiss(flat), {}),
                     ("flat_exact_torch", "Flat L2 (torch path)", FeatureIndex.from_faiss(flat), {"backend": "torch"})]
         for m, nbits in pq_configs:
-            fi = FeatureIndex.from_faiss(_ivf_pq(x, ref.centroids, m, nbits, nprobe))
+            fi = FeatureIndex.from_faiss(_ivf_pq(x, ref.centroids, m, nbits, nprobe, train_per_centroid))
             variants.append((f"ivf_pq{m}x{nbits}", "IVF-PQ", fi, dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
         if pq_configs:
             m, nbits = pq_configs[0]
             if n >= 2 * dim:
-                fi = FeatureIndex.from_faiss(_opq_ivf_pq(x, ref.centroids, m, nbits, nprobe))
+                fi = FeatureIndex.from_faiss(_opq_ivf_pq(x, ref.centroids, m, nbits, nprobe, train_per_centroid))
                 variants.append((f"opq{m}_ivf_pq{m}x{nbits}", "OPQ+IVF-PQ", fi,
                                  dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
             else:  # faiss' OPQMatrix.train aborts the process (heap corruption) with fewer vectors than dims
@@ -309,8 +391,15 @@ def study_index(
                 blend_rel_l2_vs_ivf_flat=_rel_l2(blend, ref_blend),
                 blend_rel_l2_vs_exact=_rel_l2(blend, exact_blend)))
         df = pd.DataFrame(rows)
+        if conversion is not None:
+            drivable = {name: fi for name, _, fi, info in variants if info.get("backend", "faiss") == "faiss"}
+            figures = conversion_against_reference(conversion[0], conversion[1], drivable)
+            nan = (float("nan"), float("nan"))
+            df["conversion_snr_db"] = [figures.get(v, nan)[0] for v in df["variant"]]
+            df["conversion_mcd_db"] = [figures.get(v, nan)[1] for v in df["variant"]]
         df.insert(df.columns.get_loc("rss_bytes"), "size_ratio_vs_flat", flat_bytes / df["file_bytes"])
-        df.attrs.update(skipped=skipped, n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K)
+        df.attrs.update(skipped=skipped, n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K,
+                        train_points={nb: min(n, train_per_centroid * 2 ** nb) for _, nb in pq_configs})
         return df
     finally:
         tmp.cleanup()
@@ -336,28 +425,44 @@ def main_index_study(a) -> int:
     else:
         raise SystemExit("rvc-lab index-study: give INDEX, --vectors or --synthetic N")
     df = study_index(x, n_queries=a.queries, block=a.block, nprobe=a.nprobe, memory=not a.no_memory,
-                     threads=a.threads, seed=a.seed)
+                     threads=a.threads, seed=a.seed, conversion=_demo_conversion() if a.conversion else None)
     out = Path(a.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "index_study.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(f"# {source}: {x.shape[0]} x {x.shape[1]}, {df.attrs['n_queries']} queries, block {a.block}")
         print(format_table(df))
+    trained = ", ".join(f"{nb}-bit: {t}" for nb, t in df.attrs["train_points"].items())
+    print(f"PQ/OPQ codebooks trained on a seeded subsample of {trained} vectors (OPQ {OPQ_NITER} iterations); "
+          "IVF-Flat on all; HNSW efConstruction 40")
     for note in df.attrs["skipped"]:
         print(f"skipped {note}")
     print(f"wrote {out / 'index_study.csv'}")
     return 0
 
 
+def _demo_conversion(seconds: float = 2.0):
+    """(demo v2 voice models, the first ``seconds`` of the built-in speech at 16 kHz) for ``--conversion``."""
+    from rvc_lab.files.voices import demo_voice_files
+    from rvc_lab.speech import speech_input
+
+    return demo_voice_files(with_index=False).load(), speech_input(max_seconds=seconds, sr=16000).audio
+
+
 def format_table(df) -> str:
     """A Markdown table of the main columns."""
     cols = ["variant", "file_bytes", "size_ratio_vs_flat", "rss_bytes", "search_ms_per_block", "recall_at_8",
             "blend_rel_l2_vs_ivf_flat", "blend_rel_l2_vs_exact"]
+    conv = "conversion_snr_db" in df.columns
+    if conv:
+        cols += ["conversion_snr_db", "conversion_mcd_db"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
         cells = [r["variant"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['size_ratio_vs_flat']:.2f}",
                  "n/a" if r["rss_bytes"] != r["rss_bytes"] else f"{r['rss_bytes'] / 1024:.0f} KiB",
                  f"{r['search_ms_per_block']:.3f}", f"{r['recall_at_8']:.3f}",
                  f"{r['blend_rel_l2_vs_ivf_flat']:.4f}", f"{r['blend_rel_l2_vs_exact']:.4f}"]
+        if conv:
+            cells += [f"{r['conversion_snr_db']:.1f}", f"{r['conversion_mcd_db']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -87,3 +87,41 @@ def test_cli_writes_csv(tmp_path, vectors):
     df = pd.read_csv(tmp_path / "out" / "index_study.csv")
     assert {"ivf_flat", "flat_exact", "hnsw32", "ivf_pq4x8+flat_blend"} <= set(df["variant"])
     assert np.isnan(df["rss_bytes"]).all()
+
+
+
+@pytest.fixture(scope="module")
+def conversion_figures():
+    import faiss
+
+    from rvc_lab.files.index import load_index
+    from rvc_lab.files.voices import demo_voice_files
+    from rvc_lab.index_study import _ivf_pq, conversion_against_reference
+    from rvc_lab.retrieval import FeatureIndex
+    from rvc_lab.speech import speech_input
+
+    voice = demo_voice_files()
+    ref = load_index(voice.index)  # 600 x 768, 15 lists
+    # probing every list makes the IVF-Flat reference an exact search
+    faiss.extract_index_ivf(ref.faiss_index).nprobe = ref.nlist
+    ref.nprobe = ref.nlist
+    flat = faiss.IndexFlatL2(ref.dim)
+    flat.add(ref.vectors)
+    pq = _ivf_pq(ref.vectors, ref.centroids, 96, 8, ref.nlist)
+    indices = {"ivf_flat": ref, "flat_exact": FeatureIndex.from_faiss(flat), "ivf_pq96x8": FeatureIndex.from_faiss(pq)}
+    audio = speech_input(max_seconds=0.5, prefer="synthetic-vowels", sr=16000).audio
+    # each conversion costs seconds on CPU (full-size HuBERT): three indices, four conversions
+    return conversion_against_reference(demo_voice_files(with_index=False).load(), audio, indices)
+
+
+def test_conversion_against_ivf_flat(conversion_figures):
+    f = conversion_figures
+    # the reference converted again: the chain is deterministic (noise off), so identical output
+    assert f["ivf_flat"] == (np.inf, 0.0)
+    # exact flat search finds the same neighbours as an IVF-Flat probing every list; only the
+    # distances' float rounding (BLAS vs direct sums) may differ, far below int16 resolution
+    snr, mcd = f["flat_exact"]
+    assert snr > 60 and mcd < 0.05
+    # PQ blends decoded (lossy) vectors: the output changes, measurably but finitely
+    snr, mcd = f["ivf_pq96x8"]
+    assert np.isfinite(snr) and mcd > 0.0
