@@ -52,7 +52,7 @@ from rvc_lab.errors import SettingsError
 from rvc_lab.metrics.align import align_signals, estimate_delay
 from rvc_lab.metrics.compare import compare_audio
 from rvc_lab.metrics.f0 import f0_metrics
-from rvc_lab.metrics.spectral import rel_l2, stft_magnitude
+from rvc_lab.metrics.spectral import mean_frame_cosine, rel_l2, stft_magnitude
 
 log = logging.getLogger(__name__)
 
@@ -313,9 +313,8 @@ def _feature_row(pairs) -> dict:
         return {**row, "n": 0}
     a = np.concatenate([p[0] for p in pairs]).astype(np.float64)
     e = np.concatenate([p[1] for p in pairs]).astype(np.float64)
-    cos = np.sum(a * e, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(e, axis=1), 1e-12)
     err = float(np.sum((a - e) ** 2))
-    return {**row, "n": int(a.shape[0]), "rel_l2": rel_l2(a, e), "cosine": float(np.mean(cos)),
+    return {**row, "n": int(a.shape[0]), "rel_l2": rel_l2(a, e), "cosine": mean_frame_cosine(a, e),
             "snr_db": 10 * math.log10(float(np.sum(e**2)) / err) if err > 0 else float("inf")}
 
 

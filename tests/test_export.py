@@ -23,8 +23,8 @@ from rvc_lab.export import selfcheck
 from rvc_lab.export.backends import models_from_bundle, runner
 from rvc_lab.export.bundle import BUNDLE_FORMAT, MANIFEST, cached_bundle, export_bundle, read_manifest
 from rvc_lab.export.generator import example_inputs, streaming_generator
-from rvc_lab.files.voice import load_voice
 from rvc_lab.files.generator_weights import build_synthesizer
+from rvc_lab.files.voice import load_voice
 from tests.conftest import load_case, rel_l2
 from tests.tolerances import FEATURE_REL_L2, UPSTREAM_REL_L2
 
@@ -284,7 +284,7 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, tmp_path, parity_a
 
 
 def test_unknown_precision_and_format_fail_before_loading(tmp_path, capsys):
-    for extra, message in ((["--precision", "fp16"], "fp16/bf16 exports are not implemented"),
+    for extra, message in ((["--precision", "fp8"], "bundles are written in fp32, fp16, bf16"),
                            (["--formats", "tflite"], "choose from torchscript, onnx")):
         rc = cli.main(["export", "-o", str(tmp_path / "b"), "--model", "missing.pth", "--hubert", "missing", *extra])
         assert rc == 2
@@ -321,3 +321,61 @@ def test_compare_backends_table(bundle_v2, parity_assets):
     assert table.loc["torch", "rel_l2_vs_torch"] == 0.0 and table.loc["torch", "total_vs_torch"] == 1.0
     assert (table["rel_l2_vs_torch"] <= UPSTREAM_REL_L2).all() and table["sola_offsets_equal"].all()
     assert (table[["content_features", "f0", "generator"]] > 0).all().all()
+
+
+@pytest.fixture(scope="session")
+def bundle_bf16(parity_assets):
+    """v2 32k no-f0 voice (the smallest graph) exported in bf16, both formats: one export per session."""
+    return cached_bundle(_voice(parity_assets, "rvcref_v2_32k_nof0"), parity_assets / "assets/hubert_base",
+                         precision="bf16")
+
+
+def test_bf16_bundle_dtypes_and_unsupported_onnx(bundle_bf16):
+    """Manifest dtypes say bfloat16; onnxruntime's CPU provider (no bf16 kernels) is an entry, not an error."""
+    from rvc_lab.errors import SettingsError
+
+    manifest = read_manifest(bundle_bf16)
+    assert manifest["precision"] == "bf16"
+    models = manifest["models"]
+    assert [i["dtype"] for i in models["content_encoder"]["inputs"]] == ["bfloat16"]
+    dtypes = {i["name"]: i["dtype"] for i in models["generator"]["inputs"]}
+    assert dtypes["phone"] == dtypes["noise_prior"] == "bfloat16" and dtypes["sid"] == "int64"
+    assert models["generator"]["outputs"][0]["dtype"] == "bfloat16"
+    for stage in ("content_encoder", "generator"):
+        assert models[stage]["precision"] == "bf16"
+        assert models[stage]["fidelity"]["torchscript"]["supported"] is True
+        onnx = models[stage]["fidelity"]["onnx"]
+        assert onnx["supported"] is False and onnx["reason"], onnx
+    with pytest.raises(SettingsError, match=r"content_encoder in bf16 is unsupported on onnx"):
+        models_from_bundle(bundle_bf16, "onnx")
+    ts = models_from_bundle(bundle_bf16, "torchscript")
+    feats = ts.encoder.extract_features(torch.zeros(1, 7040), "v2")
+    assert feats.dtype == torch.float32 and feats.shape == (1, 21, 768)
+
+
+def test_bf16_fidelity_figures_match_a_recomputation(bundle_bf16, parity_assets):
+    """The manifest's generator SNR/rel L2, recomputed here from generator.ts against eager fp32."""
+    from rvc_lab.metrics.spectral import rel_l2 as metric_rel_l2
+    from rvc_lab.metrics.spectral import snr_db
+
+    figures = read_manifest(bundle_bf16)["models"]["generator"]["fidelity"]["torchscript"]
+    eager = streaming_generator(build_synthesizer(load_voice(_voice(parity_assets, "rvcref_v2_32k_nof0"))))
+    ts = torch.jit.load(str(bundle_bf16 / "generator.ts"))
+    snrs, errs = [], []
+    for frames, skip, ret, ret2 in selfcheck.GENERATOR_WINDOWS:
+        inputs = list(example_inputs(eager, frames, skip, ret, ret2, seed=frames))
+        inputs[-1] = torch.randn(inputs[-1].shape, generator=torch.Generator().manual_seed(frames))  # prior draw
+        with torch.no_grad():
+            want = eager(*inputs).numpy()
+            low = [t.to(torch.bfloat16) if t.is_floating_point() else t for t in inputs]
+            got = ts(*low).float().numpy()
+        snrs.append(snr_db(got, want))
+        errs.append(metric_rel_l2(got, want))
+    print(f"recomputed SNR {min(snrs):.2f} dB (manifest {figures['output_snr_db']:.2f}), "
+          f"rel L2 {max(errs):.3g} (manifest {figures['output_rel_l2']:.3g}), MCD {figures['output_mcd_db']:.3f} dB")
+    assert np.isfinite(min(snrs)) and min(snrs) > 20.0
+    assert abs(min(snrs) - figures["output_snr_db"]) < 0.5
+    assert max(errs) == pytest.approx(figures["output_rel_l2"], rel=0.1)
+    assert 0.0 <= figures["output_mcd_db"] < 5.0
+    enc = read_manifest(bundle_bf16)["models"]["content_encoder"]["fidelity"]["torchscript"]
+    assert 0.99 < enc["feature_cosine"] <= 1.0 + 1e-9 and 0.0 < enc["feature_rel_l2"] < 0.1

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     s.add_argument("--rmvpe", help="rmvpe.pt: exported too (audio -> salience, mel inside the graph)")
     s.add_argument("--index", help="added_*.index: written as arrays a host can search without faiss")
     s.add_argument("--formats", default=",".join(FORMATS), help="comma list of torchscript,onnx (default both)")
-    s.add_argument("--precision", default="fp32", help="fp32 (fp16/bf16 not implemented yet)")
+    s.add_argument("--precision", default="fp32",
+                   help="fp32 (self-checked, gated) or fp16/bf16 (measured against fp32, figures in the manifest)")
     s.add_argument("--json", action="store_true", help="print the manifest")
     s.set_defaults(func=cmd_export)

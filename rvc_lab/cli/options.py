@@ -85,7 +85,7 @@ def check_voice_args(a: argparse.Namespace) -> None:
             raise SettingsError(f"{' and '.join(missing)} required (or --bundle with an exported voice)")
     if backend != "torch" and getattr(a, "precision", "fp32") != "fp32":
         raise SettingsError(f"--precision {a.precision} applies to --backend torch; exported files run at the "
-                            "precision they were exported in (fp32)")
+                            "precision they were exported in (the bundle manifest's \"precision\")")
     if backend == "onnx":
         require_onnx()
     check_paths_exist(a, ("model", "hubert", "index", "rmvpe"))

@@ -152,7 +152,8 @@ def _exported(model, precision: str) -> bool:
         return False
     if precision != "fp32":
         raise SettingsError(f"precision {precision!r} applies to the torch backend; an exported "
-                            f"{model.backend} model runs at the precision it was exported in")
+                            f"{model.backend} model runs at the precision it was exported in "
+                            f"({getattr(model, 'precision', 'fp32')})")
     return True
 
 

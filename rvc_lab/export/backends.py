@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rvc_lab.errors import SettingsError
-from rvc_lab.export.formats import onnx_session
+from rvc_lab.export.formats import cast_to_spec, onnx_session
 from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES
 
 BACKENDS = ("torch", "torchscript", "onnx")
@@ -74,16 +74,22 @@ class ExportedContentEncoder:
 
     exported = True
 
-    def __init__(self, run, version: str, backend: str):
+    def __init__(self, run, version: str, backend: str, spec_inputs: list[dict] | None = None,
+                 precision: str = "fp32"):
         self.run = run
         self.version = version
         self.backend = backend
+        self.spec_inputs = spec_inputs or [{"name": "audio", "dtype": "float32"}]
+        self.precision = precision
 
     def extract_features(self, wav: torch.Tensor, version: str) -> torch.Tensor:
-        """[1, N] float32 16 kHz -> [1, T, C] float32 (see :mod:`rvc_lab.export.content`)."""
+        """[1, N] float32 16 kHz -> [1, T, C] float32 (see :mod:`rvc_lab.export.content`).
+
+        The file takes and gives its bundle's dtype (float16/bfloat16 bundles): cast here.
+        """
         if version != self.version:
             raise SettingsError(f"this exported content encoder gives {self.version} features, not {version}")
-        return self.run(wav.reshape(1, -1).to(torch.float32)).to(torch.float32)
+        return self.run(*cast_to_spec((wav.reshape(1, -1),), self.spec_inputs)).to(torch.float32)
 
 
 class ExportedRMVPE:
@@ -118,8 +124,11 @@ class ExportedGenerator:
 
     exported = True
 
-    def __init__(self, run, *, if_f0: bool, upp: int, inter_channels: int, n_speakers: int, backend: str):
+    def __init__(self, run, *, if_f0: bool, upp: int, inter_channels: int, n_speakers: int, backend: str,
+                 spec_inputs: list[dict] | None = None, precision: str = "fp32"):
         self.run = run
+        self.spec_inputs = spec_inputs  # the manifest's inputs: their dtypes (None: all float32)
+        self.precision = precision
         self.if_f0 = if_f0
         self.upp = upp
         self.inter_channels = inter_channels
@@ -152,6 +161,8 @@ class ExportedGenerator:
         inputs += [sid, torch.tensor(skip), torch.tensor(ret), torch.tensor(ret2), prior]
         if self.if_f0:
             inputs.append(source)
+        if self.spec_inputs is not None:
+            inputs = cast_to_spec(inputs, self.spec_inputs)
         return self.run(*inputs).to(torch.float32)
 
 
@@ -189,7 +200,9 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
     if expect_version is not None and v["version"] != expect_version:
         raise ModelFileError(bundle, f"bundle holds a {v['version']} voice, expected {expect_version}")
     files = {}
+    precision = manifest.get("precision", "fp32")
     for stage in ("content_encoder", "generator"):
+        _check_supported(bundle, manifest["models"][stage], stage, backend, precision)
         name = manifest["models"][stage]["files"].get(backend)
         if name is None:
             raise ModelFileError(bundle, f"bundle has no {backend} file for the {stage} "
@@ -198,11 +211,12 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
     voice = VoiceModel(path=bundle, version=v["version"], tgt_sr=int(v["sample_rate"]), if_f0=bool(v["f0"]),
                        config=[], weights={}, info=f"bundle of {v.get('source', '?')}",
                        n_speakers=int(v["speakers"]), feature_dim=int(v["feature_dim"]))
-    gen_names = [i["name"] for i in manifest["models"]["generator"]["inputs"]]
-    encoder = ExportedContentEncoder(runner(backend, files["content_encoder"], ["audio"]), v["version"], backend)
-    net_g = ExportedGenerator(runner(backend, files["generator"], gen_names), if_f0=voice.if_f0,
+    gen_inputs = manifest["models"]["generator"]["inputs"]
+    encoder = ExportedContentEncoder(runner(backend, files["content_encoder"], ["audio"]), v["version"], backend,
+                                     manifest["models"]["content_encoder"]["inputs"], precision)
+    net_g = ExportedGenerator(runner(backend, files["generator"], [i["name"] for i in gen_inputs]), if_f0=voice.if_f0,
                               upp=int(v["samples_per_frame"]), inter_channels=int(v["inter_channels"]),
-                              n_speakers=voice.n_speakers, backend=backend)
+                              n_speakers=voice.n_speakers, backend=backend, spec_inputs=gen_inputs, precision=precision)
     rmvpe_model = None
     if manifest["models"].get("rmvpe"):
         rm = manifest["models"]["rmvpe"]
@@ -215,3 +229,18 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
         index = load_index(os.path.join(bundle, manifest["index"]["faiss"]), expected_dim=voice.feature_dim)
     return ConverterModels(voice=voice, net_g=net_g, encoder=encoder, index=index,
                            rmvpe_path=os.fspath(rmvpe) if rmvpe else None, rmvpe_model=rmvpe_model)
+
+
+def _check_supported(bundle: str, entry: dict, stage: str, backend: str, precision: str) -> None:
+    """Refuse a model whose manifest says this backend cannot run it at the bundle's precision.
+
+    Raises
+    ------
+    SettingsError
+        Naming the stage, the format, the precision and the runtime's reason (from export time).
+    """
+    figures = (entry.get("fidelity") or {}).get(backend)
+    if figures is not None and not figures.get("supported", True):
+        raise SettingsError(f"bundle {bundle}: the {stage} in {precision} is unsupported on {backend} "
+                            f"({figures.get('reason', 'no reason recorded')}); use the other backend "
+                            "or an fp32 bundle")

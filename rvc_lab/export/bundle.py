@@ -10,11 +10,15 @@ Layout (``docs/bundle.md`` explains how a host drives it)::
 
 A bundle is written into a temporary folder beside its destination and renamed at the end
 (never half-written), and only after the fp32 self-check (:mod:`rvc_lab.export.selfcheck`)
-passed.  Loading checks the format, the hashes and the voice version before any file is read
+passed.  An fp16/bf16 bundle's content encoder and generator are cast to that dtype and measured
+against eager fp32 instead (not gated): the figures are each model's ``"fidelity"`` entry, and a
+runtime without kernels for the precision is an entry ``{"supported": false, "reason": ...}``.
+Its RMVPE stays float32 (the STFT and mel in its graph) and keeps the gate.  Loading checks the format, the hashes and the voice version before any file is read
 as a model: bundles are untrusted input.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -29,7 +33,18 @@ from rvc_lab.atomic import atomic_directory
 from rvc_lab.errors import ModelFileError, SettingsError
 from rvc_lab.export import content, generator, selfcheck
 from rvc_lab.export import rmvpe as rmvpe_export
-from rvc_lab.export.formats import FORMATS, ONNX_OPSET, SUFFIX, check_formats, require_onnx, save_onnx, save_torchscript
+from rvc_lab.export.formats import (
+    DTYPE_NAMES,
+    FORMATS,
+    ONNX_OPSET,
+    PRECISION_DTYPES,
+    SUFFIX,
+    cast_to_spec,
+    check_formats,
+    require_onnx,
+    save_onnx,
+    save_torchscript,
+)
 from rvc_lab.export.index import write_index_arrays
 from rvc_lab.files.generator_weights import build_synthesizer
 from rvc_lab.files.hubert import load_content_encoder
@@ -43,7 +58,7 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "rvc_lab-bundle/1"
 MANIFEST = "manifest.json"
-PRECISIONS = ("fp32",)  # fp16/bf16 bundles: see the README's export section (not yet written)
+PRECISIONS = tuple(PRECISION_DTYPES)
 
 
 def file_sha256(path: os.PathLike) -> str:
@@ -58,8 +73,7 @@ def check_export_args(out, formats, precision: str) -> tuple[Path, tuple[str, ..
     """Validate the destination, formats and precision (before any model loads)."""
     formats = check_formats(formats)
     if precision not in PRECISIONS:
-        raise SettingsError(f"--precision {precision!r}: bundles are written in {', '.join(PRECISIONS)} "
-                            "(fp16/bf16 exports are not implemented yet)")
+        raise SettingsError(f"--precision {precision!r}: bundles are written in {', '.join(PRECISIONS)}")
     if "onnx" in formats:
         require_onnx()
     out = Path(out)
@@ -86,22 +100,32 @@ def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS
     encoder = load_content_encoder(hubert)
     synth = build_synthesizer(voice)
     rmvpe_module = rmvpe_export.RMVPEExport(load_rmvpe(rmvpe)).eval() if rmvpe else None
+    dtype = PRECISION_DTYPES[precision]
     with atomic_directory(out) as tmp:
-        enc_module = content.ContentEncoderExport(encoder, voice.version).eval()
-        gen_module = generator.streaming_generator(synth)
+        enc_ref = content.ContentEncoderExport(encoder, voice.version).eval()
+        gen_ref = generator.streaming_generator(synth)
+        # fp32 exports the eager modules themselves; fp16/bf16 casts copies (the fp32 ones stay the reference)
+        enc_module = enc_ref if dtype == torch.float32 else copy.deepcopy(enc_ref).to(dtype)
+        gen_module = gen_ref if dtype == torch.float32 else generator.streaming_generator(synth, dtype)
         models = {
             "content_encoder": _write_model(tmp, "content_encoder", enc_module, content.example_audio(),
                                             content.INPUT_NAMES, content.OUTPUT_NAMES, content.DYNAMIC_AXES,
-                                            content.io_spec(voice.version), formats),
+                                            content.io_spec(voice.version, DTYPE_NAMES[dtype]), formats, precision),
             "generator": _write_model(tmp, "generator", gen_module, generator.example_inputs(gen_module, 50, 30, 15, 15),
                                       gen_module.input_names, ["audio"], generator.dynamic_axes(gen_module),
-                                      generator.io_spec(gen_module), formats),
+                                      generator.io_spec(gen_module), formats, precision),
         }
         if rmvpe_module is not None:
             models["rmvpe"] = _write_model(tmp, "rmvpe", rmvpe_module, rmvpe_export.example_audio(),
                                            rmvpe_export.INPUT_NAMES, rmvpe_export.OUTPUT_NAMES,
-                                           rmvpe_export.DYNAMIC_AXES, rmvpe_export.io_spec(), formats)
-        checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats, rmvpe_module)
+                                           rmvpe_export.DYNAMIC_AXES, rmvpe_export.io_spec(), formats, "fp32")
+        if dtype == torch.float32:
+            checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats, rmvpe_module)
+        else:
+            checks = selfcheck.check_bundle_files(tmp, models, enc_ref, gen_ref, formats, rmvpe_module, stages=("rmvpe",))
+            fidelity = selfcheck.measure_bundle_files(tmp, models, enc_ref, gen_ref, formats, voice.tgt_sr)
+            for stage, figures in fidelity.items():
+                models[stage]["fidelity"] = figures
         index_entry = None
         if feature_index is not None:
             index_entry = write_index_arrays(feature_index, tmp)
@@ -128,16 +152,33 @@ def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS
 
 
 def _write_model(folder: Path, name: str, module, example, input_names, output_names, dynamic_axes,
-                 spec: dict, formats) -> dict:
-    files = {}
+                 spec: dict, formats, precision: str) -> dict:
+    """Write ``module`` in each format; returns its manifest entry (``files``, ``precision``, ``spec``).
+
+    ``example`` is float32 and cast to the dtypes of ``spec["inputs"]``.  A float16/bfloat16
+    module that torch.onnx cannot export gets no ONNX file and a ``fidelity`` entry saying why.
+    """
+    example = cast_to_spec(example, spec["inputs"])
+    files, unsupported = {}, {}
     for fmt in formats:
         path = folder / f"{name}{SUFFIX[fmt]}"
         if fmt == "torchscript":
             save_torchscript(module, example, path)
         else:
-            save_onnx(module, example, path, input_names, output_names, dynamic_axes)
+            try:
+                save_onnx(module, example, path, input_names, output_names, dynamic_axes)
+            except Exception as e:  # noqa: BLE001 - the exporter's own reason, whatever its type
+                if precision == "fp32":
+                    raise
+                path.unlink(missing_ok=True)
+                unsupported[fmt] = {"supported": False,
+                                    "reason": f"torch.onnx.export {type(e).__name__}: {str(e).strip()[:300]}"}
+                continue
         files[fmt] = path.name
-    return {"files": files, **spec}
+    entry = {"files": files, "precision": precision, **spec}
+    if unsupported:
+        entry["fidelity"] = unsupported
+    return entry
 
 
 def _runtimes(formats) -> dict:

@@ -35,8 +35,8 @@ def example_audio(n: int = 16000, seed: int = 0) -> tuple[torch.Tensor]:
     return (0.3 * torch.randn(1, n, generator=torch.Generator().manual_seed(seed)),)
 
 
-def io_spec(version: str) -> dict:
-    """Manifest entry (inputs/outputs) of the content encoder."""
-    return {"inputs": [{"name": "audio", "dtype": "float32", "shape": [1, "N"]}],
-            "outputs": [{"name": "features", "dtype": "float32",
+def io_spec(version: str, dtype: str = "float32") -> dict:
+    """Manifest entry (inputs/outputs) of the content encoder; ``dtype`` of a float16/bfloat16 bundle."""
+    return {"inputs": [{"name": "audio", "dtype": dtype, "shape": [1, "N"]}],
+            "outputs": [{"name": "features", "dtype": dtype,
                          "shape": [1, "floor((N - 400) / 320) + 1", FEATURE_DIM[version]]}]}

@@ -18,6 +18,28 @@ from rvc_lab.errors import SettingsError
 ONNX_OPSET = 17
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+#: Bundle precisions and the torch dtype their models compute in (one bundle holds one).
+PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: Manifest dtype names of torch dtypes.
+DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.int64: "int64"}
+_NAMED_DTYPES = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+
+
+def cast_to_spec(inputs, spec_inputs: list[dict]) -> tuple:
+    """Cast each floating tensor of ``inputs`` to the dtype its manifest entry names.
+
+    Parameters
+    ----------
+    inputs : sequence of torch.Tensor, in the order of ``spec_inputs``
+    spec_inputs : list of dict
+        A manifest model's ``"inputs"`` (``{"name", "dtype", "shape"}``).
+
+    Returns
+    -------
+    tuple of torch.Tensor; integer inputs are left as they are.
+    """
+    return tuple(t.to(_NAMED_DTYPES[entry["dtype"]]) if t.is_floating_point() else t
+                 for t, entry in zip(inputs, spec_inputs))
 
 
 def save_torchscript(module: nn.Module, example: tuple, path: os.PathLike) -> None:

@@ -18,6 +18,9 @@ noise_prior         [1, 192, T - max(skip_head - 24, 0)]        float32
 noise_source        [1, return_length * upp, 1]                 float32
 ==================  ==========================================  =======
 
+In a float16/bfloat16 bundle ``phone``, ``noise_prior`` and ``audio`` are in that dtype; ``pitchf``
+and ``noise_source`` stay float32 (the NSF sine source runs in float32, see :func:`streaming_generator`).
+
 Output ``audio`` [1, 1, return_length2 * upp] float32 at the voice's rate.  Zeros as noise give
 upstream's zero-noise output; upstream's own draws (randn for the prior, rand(1, 1) consumed and
 unused, randn for the source) give its seeded output.  Every window position is a tensor op on the
@@ -31,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvc_lab.export.formats import DTYPE_NAMES
 from rvc_lab.models.nsf import upsample_stack
 from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES, PRIOR_NOISE_SCALE, Synthesizer
 from rvc_lab.models.vits_layers import ChannelLayerNorm, RelativeSelfAttention
@@ -46,7 +50,7 @@ def stretch_linear(x: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    [B, C, n_out]; equals ``x`` exactly when ``n_out == L``.
+    [B, C, n_out] in ``x``'s dtype; equals ``x`` exactly when ``n_out == L``.
     """
     n_in = x.shape[-1]
     scale = torch.as_tensor(n_in).to(torch.float32) / n_out.to(torch.float32)
@@ -55,7 +59,9 @@ def stretch_linear(x: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
     i0 = torch.floor(pos).to(torch.int64)
     i0 = torch.clamp(i0, max=n_in - 1)
     i1 = torch.clamp(i0 + 1, max=n_in - 1)
-    w = pos - i0.to(torch.float32)
+    # positions in float32 (a float16 position is off by whole samples past 2048); the weights in
+    # x's dtype, so a float16/bfloat16 signal stays in its dtype
+    w = (pos - i0.to(torch.float32)).to(x.dtype)
     return x.index_select(-1, i0) * (1.0 - w) + x.index_select(-1, i1) * w
 
 
@@ -116,7 +122,7 @@ class _ExportAttention(nn.Module):
 
 
 class StreamingGenerator(nn.Module):
-    """Export wrapper of a :class:`Synthesizer` (weights shared, eval, float32).
+    """Export wrapper of a :class:`Synthesizer` (weights shared, eval; float32 unless cast, see :attr:`dtype`).
 
     ``forward`` has the signature of the module docstring's table (no ``pitch``, ``pitchf``,
     ``noise_source`` for no-f0 voices, see :attr:`input_names`).
@@ -127,6 +133,7 @@ class StreamingGenerator(nn.Module):
         self.synth = synth
         self.if_f0 = synth.if_f0
         self.upp = synth.upp
+        self.dtype = next(synth.enc_p.parameters()).dtype  # the compute dtype (float32 unless cast)
         self._orig_attn = None
 
     @property
@@ -161,7 +168,8 @@ class StreamingGenerator(nn.Module):
         if pitchf is not None:
             f0 = pitchf[:, skip_head : skip_head + ret]
             source = dec.m_source(f0, self.upp, lambda shape: torch.zeros(shape), lambda shape: noise_source)
-            source = stretch_linear(source, ret2 * self.upp)
+            # the source is computed in float32 (see streaming_generator); the decoder takes z's dtype
+            source = stretch_linear(source, ret2 * self.upp).to(z.dtype)
         x = dec.conv_pre(z)
         if g is not None and hasattr(dec, "cond"):
             x = x + dec.cond(g)
@@ -214,9 +222,17 @@ def example_inputs(gen: StreamingGenerator, frames: int, skip_head: int = 0, ret
     return tuple(out)
 
 
-def streaming_generator(synth: Synthesizer) -> StreamingGenerator:
-    """Export-ready wrapper around a copy of ``synth`` (the caller's model is left untouched)."""
-    twin = copy.deepcopy(synth).eval().float()
+def streaming_generator(synth: Synthesizer, dtype: torch.dtype = torch.float32) -> StreamingGenerator:
+    """Export-ready wrapper around a copy of ``synth`` (the caller's model is left untouched).
+
+    ``dtype`` (float32, float16 or bfloat16) is the precision of every weight except the NSF
+    sine source's: its phase, summed over thousands of samples, would drift in 16 bits (as in
+    :mod:`rvc_lab.convert.runtime`), so ``pitchf`` and ``noise_source`` stay float32 inputs and
+    the source is cast to ``dtype`` where the decoder takes it.
+    """
+    twin = copy.deepcopy(synth).eval().to(dtype)
+    if twin.if_f0:
+        twin.dec.m_source.float()
     prepare_for_export(twin)
     return StreamingGenerator(twin).eval()
 
@@ -232,12 +248,13 @@ def dynamic_axes(gen: StreamingGenerator) -> dict:
 def io_spec(gen: StreamingGenerator) -> dict:
     """Manifest entry (inputs/outputs, symbolic shapes) of the streaming generator."""
     c, inter, upp = gen.synth.spec.feature_dim, gen.synth.spec.inter_channels, gen.upp
+    low = DTYPE_NAMES[gen.dtype]  # pitchf and noise_source stay float32 (see streaming_generator)
     shapes = {
-        "phone": ("float32", [1, "T", c]), "phone_lengths": ("int64", [1]),
+        "phone": (low, [1, "T", c]), "phone_lengths": ("int64", [1]),
         "pitch": ("int64", [1, "T"]), "pitchf": ("float32", [1, "T"]), "sid": ("int64", [1]),
         "skip_head": ("int64", []), "return_length": ("int64", []), "return_length2": ("int64", []),
-        "noise_prior": ("float32", [1, inter, "T - max(skip_head - 24, 0)"]),
+        "noise_prior": (low, [1, inter, "T - max(skip_head - 24, 0)"]),
         "noise_source": ("float32", [1, f"return_length * {upp}", 1]),
     }
     return {"inputs": [{"name": n, "dtype": shapes[n][0], "shape": shapes[n][1]} for n in gen.input_names],
-            "outputs": [{"name": "audio", "dtype": "float32", "shape": [1, 1, f"return_length2 * {upp}"]}]}
+            "outputs": [{"name": "audio", "dtype": low, "shape": [1, 1, f"return_length2 * {upp}"]}]}

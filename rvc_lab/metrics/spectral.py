@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "max_abs_error",
     "rel_l2",
+    "mean_frame_cosine",
     "snr_db",
     "si_sdr_db",
     "stft_magnitude",
@@ -53,6 +54,20 @@ def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
     if den == 0.0:
         return 0.0 if num == 0.0 else float("inf")
     return num / den
+
+
+def mean_frame_cosine(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Mean over frames of the cosine similarity of two feature sequences (1 = same directions).
+
+    Parameters
+    ----------
+    actual, expected : np.ndarray, shape (..., D)
+        Frames along every axis but the last (e.g. content features [1, T, C]); same shape.
+    """
+    a, e = _pair(actual, expected)
+    a, e = a.reshape(-1, a.shape[-1]), e.reshape(-1, e.shape[-1])
+    cos = np.sum(a * e, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(e, axis=1), 1e-12)
+    return float(np.mean(cos))
 
 
 def gain_db(actual: np.ndarray, expected: np.ndarray) -> float:
