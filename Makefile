@@ -33,7 +33,8 @@ test: setup
 # make bench [UPSTREAM=/path/to/upstream/checkout]: per-stage stream timings, then the speed bench
 bench: setup
 	$(BIN)/python bench/stream_bench.py
-	$(BIN)/python bench/speed_bench.py --out bench-out $(if $(UPSTREAM),--upstream-checkout $(UPSTREAM))
+	$(BIN)/python bench/speed_bench.py --out bench-out --backends onnx $(if $(UPSTREAM),--upstream-checkout $(UPSTREAM))
+	$(if $(UPSTREAM),$(BIN)/python bench/offline_bench.py --upstream-checkout $(UPSTREAM) --out bench-out/offline)
 
 # live conversion on a private JACK loop (bench/live_soak.py): 10 minutes for the no-late-block goal,
 # 60 minutes for the stability soak; figures and tables in bench-out/live_*

@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from rvc_lab import jack
-    from rvc_lab.files.synthetic import cached_demo_assets
     from rvc_lab.cpu import cpu_description
+    from rvc_lab.files.synthetic import cached_demo_assets
 
     print(cpu_description(), flush=True)
     assets = cached_demo_assets(seed=0)

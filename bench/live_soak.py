@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 
@@ -57,12 +56,12 @@ def main(argv=None) -> int:
     from rvc_lab.atomic import atomic_path, write_bytes_atomic, write_text_atomic
     from rvc_lab.convert.models import ConverterModels
     from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
+    from rvc_lab.environment import environment_info
     from rvc_lab.files.synthetic import cached_demo_assets
     from rvc_lab.instrument import StageTimer
     from rvc_lab.live_plots import plot_soak
     from rvc_lab.live_session import StreamPorts, check_devices, soak
     from rvc_lab.plots import figure_to_png
-    from rvc_lab.environment import environment_info
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rvc_lab.atomic import write_text_atomic
 from rvc_lab.convert.models import ConverterModels
 from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.files.synthetic import cached_demo_assets
-from rvc_lab.atomic import write_text_atomic
 from rvc_lab.instrument import StageTimer, stage_summary, summarize_trace
 
 #: (label, settings): upstream's defaults, and the low-latency configuration of issue 3.

@@ -8,7 +8,6 @@ the cache, shared by every test here; F0 and retrieval stay eager).
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import soundfile as sf

@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from rvc_lab.live import PassthroughConverter, latency_budget
-from rvc_lab.metrics.latency import (LatencyEstimate, energy_envelope, latency_line, noise_bursts, onset_delays,
-                                     xcorr_delays)
+from rvc_lab.metrics.latency import (
+    LatencyEstimate,
+    energy_envelope,
+    latency_line,
+    noise_bursts,
+    onset_delays,
+    xcorr_delays,
+)
 
 SR = 48000
 

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from rvc_lab.convert.models import ConverterModels
-from rvc_lab.convert.streaming import StreamGeometry, StreamingConverter, StreamSettings, stream_block_count, stream_file
+from rvc_lab.convert.streaming import (
+    StreamGeometry,
+    StreamingConverter,
+    StreamSettings,
+    stream_block_count,
+    stream_file,
+)
 from rvc_lab.errors import InvalidAudioError, SettingsError
 from rvc_lab.instrument import STAGES, StageTimer, summarize_trace
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from rvc_lab.errors import SettingsError
+from rvc_lab.files.generator_weights import build_synthesizer
+from rvc_lab.files.synthetic import random_synthesizer_weights
 from rvc_lab.files.voice import load_voice, parse_voice, voice_config
 from rvc_lab.models.nsf import harmonic_excitation
 from rvc_lab.models.synth_spec import miniature_config
-from rvc_lab.files.generator_weights import build_synthesizer
-from rvc_lab.files.synthetic import random_synthesizer_weights
 from rvc_lab.models.vits_layers import RelativeSelfAttention
 from tests.conftest import load_case, rel_l2
 from tests.tolerances import UPSTREAM_REL_L2

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rvc_lab.audio import load_audio
+from rvc_lab.files.generator_weights import build_synthesizer
 from rvc_lab.files.hubert import load_content_encoder
 from rvc_lab.files.index import build_ivf_flat_index, load_index, upstream_n_ivf
 from rvc_lab.files.rmvpe import load_rmvpe, random_rmvpe_weights
@@ -20,14 +21,15 @@ from rvc_lab.files.synthetic import (
     DEMO_VOICES,
     STAMP,
     _sub_seed,
-    demo_assets as make_demo_assets,
+    random_synthesizer_weights,
     seeded_hubert_state,
     seeded_index_vectors,
     tone,
 )
+from rvc_lab.files.synthetic import (
+    demo_assets as make_demo_assets,
+)
 from rvc_lab.files.voice import load_voice
-from rvc_lab.files.generator_weights import build_synthesizer
-from rvc_lab.files.synthetic import random_synthesizer_weights
 
 POS_CONV = "pos_conv.weight"  # stored as weight-norm g/v in fp16: refolding moves it by ~1e-6
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from rvc_lab.errors import ModelFileError
-from rvc_lab.files.voice import load_voice, voice_config, write_voice
-from rvc_lab.models.synth_spec import miniature_config
 from rvc_lab.files.generator_weights import build_synthesizer
 from rvc_lab.files.synthetic import random_synthesizer_weights
+from rvc_lab.files.voice import load_voice, voice_config, write_voice
+from rvc_lab.models.synth_spec import miniature_config
 
 PARITY_VOICES = ["rvcref_v2_40k_f0", "rvcref_v1_48k_f0", "rvcref_v2_32k_nof0"]
 

@@ -7,8 +7,14 @@ import sys
 
 from rvc_lab.atomic import write_text_atomic
 from rvc_lab.audio import load_audio, prepare_input, resample_offline, write_wav_atomic
-from rvc_lab.cli.options import (add_offline_options, add_stream_options, add_voice_options, check_voice_args,
-                                 load_models, noise_kwargs)
+from rvc_lab.cli.options import (
+    add_offline_options,
+    add_stream_options,
+    add_voice_options,
+    check_voice_args,
+    load_models,
+    noise_kwargs,
+)
 from rvc_lab.convert.offline import OfflineSettings, convert_offline
 from rvc_lab.convert.streaming import StreamSettings, stream_file
 from rvc_lab.errors import SettingsError

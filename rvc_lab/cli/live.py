@@ -34,8 +34,15 @@ from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
 from rvc_lab.errors import RVCLabError, SettingsError
 from rvc_lab.instrument import StageTimer
 from rvc_lab.live import LiveConverter, PassthroughConverter, latency_budget, list_devices, load_sounddevice
-from rvc_lab.live_session import (DEFAULT_BURSTS, MEASURE_THRESHOLD_DB, StreamPorts, check_devices, check_model_files,
-                                  jack_period_s, measure_latency)
+from rvc_lab.live_session import (
+    DEFAULT_BURSTS,
+    MEASURE_THRESHOLD_DB,
+    StreamPorts,
+    check_devices,
+    check_model_files,
+    jack_period_s,
+    measure_latency,
+)
 
 log = logging.getLogger("rvc_lab")
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from rvc_lab.errors import SettingsError
 from rvc_lab.f0 import F0Estimator
+from rvc_lab.files.generator_weights import build_synthesizer
 from rvc_lab.files.hubert import load_content_encoder
 from rvc_lab.files.index import load_index
 from rvc_lab.files.voice import load_voice
-from rvc_lab.files.generator_weights import build_synthesizer
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from rvc_lab.audio import StreamResampler, resample_offline
 from rvc_lab.convert import runtime, sola, stages
 from rvc_lab.convert.frontend_cache import FrontEndCache
 from rvc_lab.errors import InvalidAudioError, SettingsError
-from rvc_lab.f0 import METHODS, pitch as pitchmod
+from rvc_lab.f0 import METHODS
+from rvc_lab.f0 import pitch as pitchmod
 from rvc_lab.instrument import StageTimer
 from rvc_lab.retrieval import blend_features
 
