@@ -405,6 +405,9 @@ def main(argv=None) -> int:
     from rvc_lab.cpu import cpu_description
 
     print(cpu_description())
+    # the tables below run on the CPU; a CUDA run (fp16/bf16 on the device) is not written yet
+    print(f"CUDA: {torch.cuda.get_device_name(0)} present, not used by these tables" if torch.cuda.is_available()
+          else "CUDA: no device; CPU figures only")
     print(f"threads {a.threads}, stream rate {a.sr} Hz, assets: {'parity (seed 1234)' if assets else 'demo (seed 0)'}")
     from rvc_lab import perf_plots
     from rvc_lab.plots import figure_to_png

@@ -13,9 +13,7 @@ the voice files (:mod:`rvc_lab.files.voices`), a stream's stage profile
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 import os
@@ -28,7 +26,7 @@ import pandas as pd
 
 from rvc_lab import perf_plots, plots
 from rvc_lab.atomic import write_text_atomic
-from rvc_lab.audio import limit_peak, load_audio, resample_offline
+from rvc_lab.audio import load_audio, resample_offline
 from rvc_lab.convert.streaming import StreamSettings
 from rvc_lab.environment import environment_info
 from rvc_lab.errors import SettingsError
@@ -37,10 +35,10 @@ from rvc_lab.f0 import F0Estimator
 from rvc_lab.f0bench import BENCH_SAMPLE_RATE, bench_summary, run_f0_bench
 from rvc_lab.files.synthetic import default_cache_dir
 from rvc_lab.files.voices import VoiceFiles, demo_voice_files, looks_synthetic
+from rvc_lab.html_page import CSS, img, key_values, table, wav_data_uri
 from rvc_lab.metrics.align import align_signals
 from rvc_lab.parity import parity_stream_settings, parity_sweep
 from rvc_lab.perf import profile_stream, scaling_study
-from rvc_lab.plots import figure_to_data_uri
 from rvc_lab.speech import speech_input
 from rvc_lab.sweep.effects import parameter_effects, swept_parameters
 from rvc_lab.sweep.report import section_metrics, sweep_for_report
@@ -299,61 +297,6 @@ def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
 
 
 # ----------------------------------------------------------------------------- HTML
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #222; line-height: 1.45; padding: 0 1rem; }
-h1 { font-size: 1.7rem; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
-table { border-collapse: collapse; font-size: .82rem; margin: .6rem 0 1rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; height: auto; display: block; margin: .6rem 0; border: 1px solid #eee; }
-.warn { background: #fff4e5; border-left: 5px solid #f0a020; padding: .7rem 1rem; margin: 1rem 0; }
-.note { color: #555; font-size: .9rem; }
-.clips { display: flex; gap: 1.5rem; flex-wrap: wrap; } .clips div { font-size: .85rem; }
-nav ul { columns: 2; } code { background: #f4f4f4; padding: 0 .2rem; }
-.scroll { overflow-x: auto; max-width: 100%; }
-"""
-
-
-def _table(df: pd.DataFrame, index: bool = False, digits: int = 4) -> str:
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            if not np.isfinite(v):
-                return "–" if np.isnan(v) else ("∞" if v > 0 else "−∞")
-            return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.0f}"
-        return html.escape(str(v))
-
-    cols = list(df.columns)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ([df.index.name or ""] if index else []) + cols)
-    rows = []
-    for idx, r in df.iterrows():
-        cells = ([f"<td>{html.escape(str(idx))}</td>"] if index else []) + [
-            f"<td class='num'>{fmt(r[c])}</td>" if isinstance(r[c], (int, float, np.integer, np.floating))
-            and not isinstance(r[c], bool) else f"<td>{fmt(r[c])}</td>" for c in cols]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</div>")
-
-
-def _key_values(items) -> str:
-    """Two-column table of (name, value) pairs, values as text."""
-    return _table(pd.DataFrame([(str(k), str(v)) for k, v in items], columns=["item", "value"]))
-
-
-def _img(fig, alt: str) -> str:
-    uri = figure_to_data_uri(fig)
-    return f'<img src="{uri}" alt="{html.escape(alt)}">'
-
-
-def _wav_data_uri(audio: np.ndarray, sr: int, max_seconds: float = 8.0) -> str:
-    import soundfile as sf
-
-    x, _ = limit_peak(np.asarray(audio, dtype=np.float32)[: int(max_seconds * sr)], 0.99)
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
-    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def render_html(data: ReportData) -> str:
     """The report page for collected measurements (self-contained)."""
     esc = html.escape
@@ -384,7 +327,7 @@ def render_html(data: ReportData) -> str:
     else:
         parts.append("<p>Model files supplied by the user (weights not checked for being trained).</p>")
     v = data.voice
-    parts.append(_key_values([
+    parts.append(key_values([
         ("voice", v.model), ("content encoder", v.hubert), ("index", v.index or "none"),
         ("rmvpe", v.rmvpe or "none (rmvpe method skipped)"), ("input", data.speech_description),
         ("voice version / rate / F0", f"{data.voice_summary.get('version')} / {data.voice_summary.get('sample_rate')} Hz"
@@ -393,7 +336,7 @@ def render_html(data: ReportData) -> str:
     ]))
     for note in data.notes:
         parts.append(f"<p class='note'>{esc(note)}</p>")
-    clips = "".join(f"<div>{esc(name)}<br><audio controls preload='none' src='{_wav_data_uri(x, sr)}'></audio></div>"
+    clips = "".join(f"<div>{esc(name)}<br><audio controls preload='none' src='{wav_data_uri(x, sr)}'></audio></div>"
                     for name, (x, sr) in data.audio_clips.items())
     parts.append(f"<p>Listen (parity run with the largest extra time; noise off, DC removed):</p><div class='clips'>{clips}</div>")
 
@@ -407,12 +350,12 @@ def render_html(data: ReportData) -> str:
     if data.synthetic and any(m.startswith("rmvpe") for m in data.f0_bench["method"]):
         parts.append("<p class='note'>rmvpe here runs the demo <code>rmvpe.pt</code> with random weights: its "
                      "row measures cost only; accuracy needs the real file (<code>--rmvpe</code>).</p>")
-    parts.append(_img(plots.plot_f0_accuracy(data.f0_bench, "raw_pitch_accuracy"), "F0 raw pitch accuracy heat map"))
-    parts.append(_img(plots.plot_f0_accuracy(data.f0_bench, "cents_mae", "mean |error| in cents on frames voiced in both"),
+    parts.append(img(plots.plot_f0_accuracy(data.f0_bench, "raw_pitch_accuracy"), "F0 raw pitch accuracy heat map"))
+    parts.append(img(plots.plot_f0_accuracy(data.f0_bench, "cents_mae", "mean |error| in cents on frames voiced in both"),
                       "F0 cents error heat map"))
     for name, (times, truth, est) in data.f0_tracks.items():
-        parts.append(_img(plots.plot_f0_tracks(times, truth, est, f"estimated vs true F0: {name}"), f"F0 tracks {name}"))
-    parts.append(_img(plots.plot_f0_speed(data.f0_summary), "F0 method cost"))
+        parts.append(img(plots.plot_f0_tracks(times, truth, est, f"estimated vs true F0: {name}"), f"F0 tracks {name}"))
+    parts.append(img(plots.plot_f0_speed(data.f0_summary), "F0 method cost"))
 
     # --- parity
     d = data.parity_detail
@@ -428,9 +371,9 @@ def render_html(data: ReportData) -> str:
                  "does not depend on <code>extra_time</code>. Waveform figures are phase sensitive and the "
                  "streaming generator restarts its harmonic source every block, so spectral figures (spectral "
                  "convergence, MCD) are the fairer output comparison.</p>")
-    parts.append(_img(plots.plot_parity_sweep(data.parity_sweep), "parity sweep over extra time"))
-    parts.append(_img(plots.plot_parity_blocks(d), "per-block divergence"))
-    parts.append(_img(plots.plot_parity_waveforms(d, seconds=min(2.0, plan.input_seconds)), "aligned waveforms"))
+    parts.append(img(plots.plot_parity_sweep(data.parity_sweep), "parity sweep over extra time"))
+    parts.append(img(plots.plot_parity_blocks(d), "per-block divergence"))
+    parts.append(img(plots.plot_parity_waveforms(d, seconds=min(2.0, plan.input_seconds)), "aligned waveforms"))
 
     # --- latency
     parts.append("<h2 id='latency'>Latency per stage</h2>")
@@ -446,13 +389,13 @@ def render_html(data: ReportData) -> str:
         if data.synthetic:
             parts.append("<p class='note'>Random weights cost exactly what trained ones do: these timings hold "
                          "for real voices of the same version and rate.</p>")
-        parts.append(_table(pd.DataFrame([lp.row() for lp in data.latency])))
-        parts.append(_img(plots.plot_stage_breakdown({lp.label: lp.trace for lp in data.latency}),
+        parts.append(table(pd.DataFrame([lp.row() for lp in data.latency])))
+        parts.append(img(plots.plot_stage_breakdown({lp.label: lp.trace for lp in data.latency}),
                           "stacked stage times per configuration"))
-        parts.append(_img(plots.plot_block_timeline(lp0.trace), f"per-block timeline {lp0.label}"))
-        parts.append(_img(plots.plot_load_histogram(lp0.trace), f"load histogram {lp0.label}"))
+        parts.append(img(plots.plot_block_timeline(lp0.trace), f"per-block timeline {lp0.label}"))
+        parts.append(img(plots.plot_load_histogram(lp0.trace), f"load histogram {lp0.label}"))
         parts.append(f"<p>Stage times of <b>{esc(lp0.label)}</b> (ms):</p>")
-        parts.append(_table(lp0.stages.reset_index().rename(columns={"index": "stage"})))
+        parts.append(table(lp0.stages.reset_index().rename(columns={"index": "stage"})))
     if data.backends is not None:
         s = data.backends_settings
         parts.append("<h3>Backends: torch eager, TorchScript, ONNX Runtime</h3>")
@@ -462,7 +405,7 @@ def render_html(data: ReportData) -> str:
             "content encoder, generator and RMVPE run from exported files (<code>rvc-lab export</code>, "
             "<code>--backend</code>), median ms per block. <code>rel_l2_vs_torch</code>: how far the streamed "
             "output moves from eager's; the SOLA offsets of every block should be the same.</p>")
-        parts.append(_table(data.backends.reset_index(), digits=3))
+        parts.append(table(data.backends.reset_index(), digits=3))
     if data.scaling is not None:
         parts.append("<h3>Cost against extra time and block time</h3>")
         parts.append(
@@ -472,8 +415,8 @@ def render_html(data: ReportData) -> str:
             "the ring HuBERT and the text encoder see; decoded: the audio the decoder synthesises per "
             "block). <code>realtime_extra_s_block_*</code>: the longest extra_time the model keeps "
             "within real time at that block time (negative: none).</p>")
-        parts.append(_table(data.scaling_fit.reset_index(names="precision"), digits=3))
-        parts.append(_img(perf_plots.plot_scaling(data.scaling, data.scaling_fit), "cost scaling"))
+        parts.append(table(data.scaling_fit.reset_index(names="precision"), digits=3))
+        parts.append(img(perf_plots.plot_scaling(data.scaling, data.scaling_fit), "cost scaling"))
 
     # --- sweep
     parts.extend(_sweep_section(data))
@@ -481,27 +424,27 @@ def render_html(data: ReportData) -> str:
     # --- metrics
     parts.append("<h2 id='metrics'>Metric tables</h2>")
     parts.append("<h3>F0 methods (mean over test signals)</h3>")
-    parts.append(_table(data.f0_summary.reset_index(), digits=3))
+    parts.append(table(data.f0_summary.reset_index(), digits=3))
     parts.append(f"<h3>Streaming vs offline per stage (block {d.settings.block_time:g} s, extra "
                  f"{d.settings.extra_time:g} s)</h3>")
-    parts.append(_table(d.stages))
+    parts.append(table(d.stages))
     parts.append(f"<p class='note'>Estimated stream delay {1000 * d.delay_samples / d.sr:.1f} ms; the geometry "
                  f"predicts {1000 * d.expected_delay_samples / d.sr:.1f} ms (crossfade + search − median SOLA "
                  f"offset). HuBERT grid offset between the chains: {d.grid_offset_ms:g} ms.</p>")
     parts.append("<h3>Streaming-vs-offline sweep</h3>")
-    parts.append(_table(data.parity_sweep))
+    parts.append(table(data.parity_sweep))
 
     # --- environment
     parts.append("<h2 id='environment'>Environment</h2>")
-    parts.append(_key_values(data.environment.items()))
-    parts.append(_table(pd.DataFrame([(k, f"{v:.1f}") for k, v in data.timings_s.items()],
+    parts.append(key_values(data.environment.items()))
+    parts.append(table(pd.DataFrame([(k, f"{v:.1f}") for k, v in data.timings_s.items()],
                                      columns=["section", "seconds"])))
     body = "\n".join(parts)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<link rel='icon' href='data:,'>"
-        f"<title>rvc_lab report</title><style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
+        f"<title>rvc_lab report</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
     )
 
 
@@ -520,13 +463,13 @@ def _sweep_section(data: ReportData) -> list[str]:
     skipped = data.sweep[data.sweep["status"] != "ok"]
     if len(skipped):
         reasons = skipped.groupby(["measure", "status", "reason"]).size().reset_index(name="rows")
-        parts.append("<p class='note'>Rows without a value (not computed or failed):</p>" + _table(reasons))
+        parts.append("<p class='note'>Rows without a value (not computed or failed):</p>" + table(reasons))
     if not params or data.sweep_effects.empty:
         parts.append("<p class='note'>Nothing was swept or no metric has a value: no effect to plot.</p>")
         return parts
     for metric in section_metrics(data.sweep_effects):
-        parts.append(_img(plots.plot_sweep_effects(data.sweep_effects, metric), f"sweep effect on {metric}"))
-    parts.append(_table(data.sweep_effects))
+        parts.append(img(plots.plot_sweep_effects(data.sweep_effects, metric), f"sweep effect on {metric}"))
+    parts.append(table(data.sweep_effects))
     return parts
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import time
 
-from rvc_lab.report import _CSS, _img, _table, _wav_data_uri
+from rvc_lab.html_page import CSS, img, table, wav_data_uri
 
 
 def render_html(result) -> str:
@@ -28,15 +28,15 @@ def render_html(result) -> str:
     parts.append("<h2>Summary</h2><p class='note'>Means with 95 % bootstrap intervals (1000 resamples, seed 0); "
                  "diff = B − A for per-spec metrics, the A-against-B value for pairwise ones; p: paired Wilcoxon "
                  "of B against A.</p>")
-    parts.append(_table(result.summary))
+    parts.append(table(result.summary))
     if not result.per_input.empty:
         parts.append("<h2>Paired values per input</h2>")
-        parts.append(_img(plot_ab_paired(result.per_input, synthetic=result.synthetic), "paired A/B values"))
+        parts.append(img(plot_ab_paired(result.per_input, synthetic=result.synthetic), "paired A/B values"))
     parts.append("<h2>Listen</h2><table><thead><tr><th>input</th><th>A</th><th>B</th></tr></thead><tbody>")
     for name, o in result.outputs.items():
-        cells = "".join(f"<td><audio controls src='{_wav_data_uri(*o[k])}'></audio></td>" for k in ("A", "B"))
+        cells = "".join(f"<td><audio controls src='{wav_data_uri(*o[k])}'></audio></td>" for k in ("A", "B"))
         parts.append(f"<tr><td>{esc(name)}</td>{cells}</tr>")
     parts.append("</tbody></table>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>rvc_lab A/B</title><style>{_CSS}</style>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>rvc_lab A/B</title><style>{CSS}</style>"
             f"</head><body>\n{body}\n</body></html>\n")
