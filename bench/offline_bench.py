@@ -26,14 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from parity_assets import ASSETS, HUBERT_DIR, INDEX, RMVPE, VOICE  # bench/parity_assets.py (this folder)
 
 from rvc_lab.atomic import write_text_atomic
 from rvc_lab.cpu import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / ".cache" / "parity-assets" / "assets"
-VOICE = ASSETS / "weights" / "rvcref_v2_40k_f0.pth"
-INDEX = ASSETS / "indices" / "added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
 
 
 def _input(seconds: float, path: Path) -> Path:
@@ -89,8 +87,7 @@ def main(argv=None) -> int:
                                "--f0-method", a.f0_method, "--pitch", common["pitch"],
                                "--index-rate", common["index_rate"], "--threads", str(a.threads)],
         "rvc-lab convert": [sys.executable, "-m", "rvc_lab.cli", "convert", "--model", str(VOICE),
-                            "--hubert", str(ASSETS / "hubert_base"), "--index", str(INDEX),
-                            "--rmvpe", str(ASSETS / "rmvpe" / "rmvpe.pt"), str(wav),
+                            "--hubert", str(HUBERT_DIR), "--index", str(INDEX), "--rmvpe", str(RMVPE), str(wav),
                             "-o", str(a.out / "rvc_lab.wav"), "--f0-method", a.f0_method,
                             "--pitch", common["pitch"], "--index-rate", common["index_rate"], "--rms-mix", "0.25",
                             "--protect", "0.33"],

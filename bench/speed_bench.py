@@ -52,6 +52,7 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
 
 import numpy as np
 import pandas as pd
+import parity_assets  # bench/parity_assets.py: this script's folder is on sys.path
 import torch
 
 from rvc_lab import perf
@@ -90,12 +91,9 @@ def _print(title: str, df: pd.DataFrame, cols=None) -> None:
 def _asset_paths(parity: Path | None) -> tuple[dict, Path | None]:
     """Voice, HuBERT, index and RMVPE paths: the parity assets when generated, else the demo ones."""
     if parity is not None:
-        a = Path(__file__).resolve().parents[1] / ".cache" / "parity-assets"
-        if (a / "PARITY_ASSETS.json").exists():
-            return dict(model=a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert_base",
-                        index=a / "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index",
-                        rmvpe=a / "assets/rmvpe/rmvpe.pt"), a
-        log.warning("parity assets not generated (%s): using the demo assets", a)
+        if parity_assets.generated():
+            return parity_assets.model_paths(), parity_assets.ROOT
+        log.warning("parity assets not generated (%s): using the demo assets", parity_assets.ROOT)
     from rvc_lab.files.synthetic import cached_demo_assets
 
     p = cached_demo_assets(seed=0)
@@ -113,8 +111,7 @@ def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
     configurations ``names``; ms per block in ``times[name]``."""
     from upstream_realtime import UpstreamRealtime
 
-    voice = assets / "weights" / "rvcref_v2_40k_f0.pth"
-    index = assets / "indices" / "added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
+    voice, index = parity_assets.VOICE, parity_assets.INDEX
     runners = {}
 
     def on_block(name, conv):
@@ -245,7 +242,7 @@ def kernel_table(models, repeats: int = 7) -> pd.DataFrame:
 def fma_peak_gflops(threads: int) -> float:
     """fp32 FMA peak of ``threads`` cores from ``bench/fma_peak.cpp`` (compiled here with g++ -O3
     -march=native): a kernel of exactly known FLOPs, the ceiling no GEMM or convolution passes.
-    NaN (with a log line) when g++ is missing or the build fails."""
+    NaN (with a log line) when g++ is missing; a failed build raises."""
     import shutil
     import subprocess
     import tempfile
@@ -306,7 +303,7 @@ def flops_table(models, configs: dict, sr: int, fma_peak: float, kernels: pd.Dat
     from rvc_lab import flop_model
     from rvc_lab.convert.streaming import StreamingConverter
 
-    gemm = float(kernels["gflop_per_s"].iloc[:2].max())
+    gemm = float(kernels.loc[kernels["kernel"].str.startswith("GEMM"), "gflop_per_s"].max())
     rows = []
     for label, (settings, measured) in configs.items():
         counts = perf.flop_counts(models, settings, sr)

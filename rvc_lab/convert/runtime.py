@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import threading
 import weakref
@@ -72,8 +73,11 @@ def _weights_version(module: nn.Module) -> tuple:
     return tuple(p._version for p in module.parameters())
 
 
-#: one warning per process that bf16 has no hardware support here
-_WARNED_BF16: list = []
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    """Once per process: bf16 chosen on a CPU that has no bf16 arithmetic."""
+    log.warning("bf16 on a CPU without AMX-BF16 or AVX512-BF16 (%s) is emulated and several times "
+                "slower than fp32: use precision fp32 here", cpu_model())
 
 
 def _cached(module: nn.Module, precision: str, build):
@@ -83,10 +87,8 @@ def _cached(module: nn.Module, precision: str, build):
         hit = entry.get(precision)
         if hit is not None and hit[0] == version:
             return hit[1]
-        if precision == "bf16" and not _WARNED_BF16 and not has_native_bf16():
-            _WARNED_BF16.append(True)
-            log.warning("bf16 on a CPU without AMX-BF16 or AVX512-BF16 (%s) is emulated and several times "
-                        "slower than fp32: use precision fp32 here", cpu_model())
+        if precision == "bf16" and not has_native_bf16():
+            _warn_emulated_bf16()
         runtime = build(module, _DTYPES[precision])
         entry[precision] = (version, runtime)
         log.debug("built %s runtime copy of %s", precision, type(module).__name__)
