@@ -13,7 +13,7 @@ The two runs of issue 13, each one command (run them on a quiet machine; the CPU
     .venv/bin/python bench/live_soak.py --minutes 10     # goal: no late block after warm-up, load p95 < 0.85
 
 (``make live-soak`` and ``make live-bench`` run the same.)  Defaults are the issue's benchmark
-configuration: bf16, fcpe, block 0.25 s, extra 0.5 s, crossfade 0.05 s, one block of queue.
+configuration: bf16 (fp32 on a CPU without native bf16), fcpe, block 0.25 s, extra 0.5 s, crossfade 0.05 s, one block of queue.
 ``OMP_WAIT_POLICY`` is set to PASSIVE before torch loads unless ``--omp-wait-policy`` says
 otherwise (as ``rvc-lab live`` does; see its docs for the measurement behind it).
 """
@@ -34,7 +34,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--extra-time", type=float, default=0.5)
     p.add_argument("--crossfade", type=float, default=0.05)
     p.add_argument("--f0-method", default="fcpe")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="default: bf16 where the CPU has native bf16 (AVX512-BF16 or AMX), else fp32 (emulated "
+                        "bf16 is several times slower than fp32 there)")
     p.add_argument("--delay-blocks", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the core count)")
     p.add_argument("--omp-wait-policy", choices=("passive", "active", "inherit"), default="passive")
@@ -63,6 +65,10 @@ def main(argv=None) -> int:
     from rvc_lab.live_session import StreamPorts, check_devices, soak
     from rvc_lab.plots import figure_to_png
 
+    from rvc_lab.cpu import has_native_bf16
+
+    if a.precision is None:
+        a.precision = "bf16" if has_native_bf16() else "fp32"
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out)
