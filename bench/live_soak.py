@@ -58,14 +58,13 @@ def main(argv=None) -> int:
     from rvc_lab.atomic import atomic_path, write_bytes_atomic, write_text_atomic
     from rvc_lab.convert.models import ConverterModels
     from rvc_lab.convert.streaming import StreamingConverter, StreamSettings
+    from rvc_lab.cpu import has_native_bf16
     from rvc_lab.environment import environment_info
     from rvc_lab.files.synthetic import cached_demo_assets
     from rvc_lab.instrument import StageTimer
     from rvc_lab.live_plots import plot_soak
     from rvc_lab.live_session import StreamPorts, check_devices, soak
     from rvc_lab.plots import figure_to_png
-
-    from rvc_lab.cpu import has_native_bf16
 
     if a.precision is None:
         a.precision = "bf16" if has_native_bf16() else "fp32"

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from parity_assets import ASSETS, HUBERT_DIR, INDEX, RMVPE, VOICE  # bench/parity_assets.py (this folder)
+from parity_assets import PARITY  # bench/parity_assets.py (this folder)
 
 from rvc_lab.atomic import write_text_atomic
 from rvc_lab.cpu import cpu_description
@@ -74,20 +74,21 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
-    if not VOICE.is_file():
-        raise SystemExit(f"parity assets missing ({ASSETS}): run the parity tests once (make test) to build them")
+    if not PARITY.voice().is_file():
+        raise SystemExit(f"parity assets missing ({PARITY.assets}): run the parity tests once (make test) to build them")
     a.out.mkdir(parents=True, exist_ok=True)
     wav = _input(a.seconds, a.out / "input_16k.wav")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     common = dict(pitch="0", index_rate="0.75")
     cmds = {
         "upstream vc_single": [sys.executable, str(ROOT / "bench" / "upstream_offline.py"),
-                               "--checkout", str(a.upstream_checkout), "--assets", str(ASSETS), "--voice", str(VOICE),
-                               "--index", str(INDEX), "--input", str(wav), "--output", str(a.out / "upstream.wav"),
+                               "--checkout", str(a.upstream_checkout), "--assets", str(PARITY.assets), "--voice", str(PARITY.voice()),
+                               "--index", str(PARITY.index()), "--input", str(wav), "--output", str(a.out / "upstream.wav"),
                                "--f0-method", a.f0_method, "--pitch", common["pitch"],
                                "--index-rate", common["index_rate"], "--threads", str(a.threads)],
-        "rvc-lab convert": [sys.executable, "-m", "rvc_lab.cli", "convert", "--model", str(VOICE),
-                            "--hubert", str(HUBERT_DIR), "--index", str(INDEX), "--rmvpe", str(RMVPE), str(wav),
+        "rvc-lab convert": [sys.executable, "-m", "rvc_lab.cli", "convert", "--model", str(PARITY.voice()),
+                            "--hubert", str(PARITY.hubert_dir), "--index", str(PARITY.index()),
+                            "--rmvpe", str(PARITY.rmvpe), str(wav),
                             "-o", str(a.out / "rvc_lab.wav"), "--f0-method", a.f0_method,
                             "--pitch", common["pitch"], "--index-rate", common["index_rate"], "--rms-mix", "0.25",
                             "--protect", "0.33"],

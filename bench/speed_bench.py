@@ -52,8 +52,8 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
 
 import numpy as np
 import pandas as pd
-import parity_assets  # bench/parity_assets.py: this script's folder is on sys.path
 import torch
+from parity_assets import PARITY  # bench/parity_assets.py: this script's folder is on sys.path
 
 from rvc_lab import perf
 from rvc_lab.atomic import write_bytes_atomic, write_text_atomic
@@ -91,9 +91,9 @@ def _print(title: str, df: pd.DataFrame, cols=None) -> None:
 def _asset_paths(parity: Path | None) -> tuple[dict, Path | None]:
     """Voice, HuBERT, index and RMVPE paths: the parity assets when generated, else the demo ones."""
     if parity is not None:
-        if parity_assets.generated():
-            return parity_assets.model_paths(), parity_assets.ROOT
-        log.warning("parity assets not generated (%s): using the demo assets", parity_assets.ROOT)
+        if PARITY.generated():
+            return PARITY.model_paths(), PARITY.root
+        log.warning("parity assets not generated (%s): using the demo assets", PARITY.root)
     from rvc_lab.files.synthetic import cached_demo_assets
 
     p = cached_demo_assets(seed=0)
@@ -111,7 +111,7 @@ def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
     configurations ``names``; ms per block in ``times[name]``."""
     from upstream_realtime import UpstreamRealtime
 
-    voice, index = parity_assets.VOICE, parity_assets.INDEX
+    voice, index = PARITY.voice(), PARITY.index()
     runners = {}
 
     def on_block(name, conv):

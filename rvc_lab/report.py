@@ -39,6 +39,7 @@ from rvc_lab.html_page import CSS, img, key_values, table, wav_data_uri
 from rvc_lab.metrics.align import align_signals
 from rvc_lab.parity import parity_stream_settings, parity_sweep
 from rvc_lab.perf import profile_stream, scaling_study
+from rvc_lab.plan import Plan
 from rvc_lab.speech import speech_input
 from rvc_lab.sweep.effects import parameter_effects, swept_parameters
 from rvc_lab.sweep.report import section_metrics, sweep_for_report
@@ -50,72 +51,6 @@ log = logging.getLogger(__name__)
 LATENCY_INDEX_RATE = 0.75
 
 
-# ----------------------------------------------------------------------------- plan
-@dataclass
-class ReportPlan:
-    """Sizes of a report run (the default targets a few minutes on 2 cores, ``quick`` well under one).
-
-    Attributes
-    ----------
-    input_seconds : float
-        Speech cut to this length for conversions.
-    stream_sr : int
-        Simulated device rate (Hz) for streaming.
-    bench_methods : tuple of str
-        F0 methods of the tone-suite table (crepe full costs ~7 s per second of audio on 2 cores).
-    bench_signals : tuple of str or None
-        Tone-suite subset (None: all 15).
-    bench_seconds : float
-        Length of each test tone (s).
-    parity_extra_times, parity_block_times : tuple of float
-        Streaming-vs-offline sweep grid (s).  Block times of whole 20 ms keep the HuBERT grids
-        of both chains aligned (see :mod:`rvc_lab.parity`).
-    parity_f0 : str
-        F0 method of the parity runs.
-    latency_configs : tuple of dict
-        StreamSettings overrides (plus ``threads``: torch threads), one latency profile each.
-    latency_seconds : float
-        Input length for latency runs (s).
-    """
-
-    quick: bool = False
-    input_seconds: float = 3.0
-    stream_sr: int = 48000
-    bench_methods: tuple = ("pm", "harvest", "dio", "crepe-tiny", "rmvpe", "fcpe")
-    bench_signals: tuple | None = None
-    bench_seconds: float = 1.0
-    parity_extra_times: tuple = (0.1, 0.5, 1.0, 2.5)
-    parity_block_times: tuple = (0.2, 0.4)
-    parity_f0: str = "fcpe"
-    latency_configs: tuple = (
-        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "rmvpe"},
-        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "fcpe"},
-        {"block_time": 0.25, "extra_time": 2.5, "f0_method": "fcpe", "threads": 1},
-        {"block_time": 0.25, "extra_time": 1.0, "f0_method": "fcpe"},
-        {"block_time": 0.1, "extra_time": 0.5, "f0_method": "fcpe"},
-    )
-    latency_seconds: float = 2.5
-    #: Exported backends timed beside torch eager (the voice is exported once into the cache).
-    backends: tuple = ("torchscript", "onnx")
-    #: Signals the random-weight rmvpe runs on (its accuracy means nothing; only its cost does).
-    synthetic_rmvpe_signals: tuple = ("complex_220", "glide_120_480", "noisy_220_snr10")
-    #: The report's own small sweep (rvc_lab.sweep.report.small_study), when no ``--sweep`` is given:
-    #: (setting, values) pairs, and the tone length (s).
-    sweep_grid: tuple = (("f0_method", ("fcpe", "pm")), ("extra_time", (0.5, 2.5)))
-    sweep_seconds: float = 2.0
-
-    @classmethod
-    def for_run(cls, quick: bool) -> "ReportPlan":
-        if not quick:
-            return cls()
-        return cls(quick=True, input_seconds=1.2, stream_sr=16000, bench_methods=("pm", "dio", "fcpe"),
-                   bench_signals=("sine_440", "complex_220", "glide_120_480", "gaps_200"), bench_seconds=0.5,
-                   parity_extra_times=(0.1, 0.5), parity_block_times=(0.2,), parity_f0="pm",
-                   latency_configs=({"block_time": 0.2, "extra_time": 0.3, "f0_method": "fcpe"},),
-                   latency_seconds=1.0, backends=("onnx",),
-                   sweep_grid=(("f0_method", ("fcpe", "pm")), ("extra_time", (0.5,))), sweep_seconds=1.0)
-
-
 # ----------------------------------------------------------------------------- running
 @dataclass
 class ReportData:
@@ -123,7 +58,7 @@ class ReportData:
 
     voice: VoiceFiles
     synthetic: bool
-    plan: ReportPlan
+    plan: Plan
     speech_description: str
     environment: dict
     voice_summary: dict = field(default_factory=dict)
@@ -145,7 +80,7 @@ class ReportData:
     notes: list = field(default_factory=list)
 
 
-def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None,
+def collect(voice: VoiceFiles, plan: Plan, input_path: str | None = None,
             sweep_dir: str | os.PathLike | None = None) -> ReportData:
     """Run every measurement of the report (``sweep_dir``: show that sweep instead of running one)."""
     import torch
@@ -170,7 +105,7 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None,
 
     # streaming vs offline
     t = time.perf_counter()
-    f0_method = plan.parity_f0 if models.voice.if_f0 else "pm"
+    f0_method = plan.f0_method if models.voice.if_f0 else "pm"
     if f0_method == "rmvpe" and not voice.rmvpe:
         f0_method = "fcpe"
     base = parity_stream_settings(f0_method=f0_method, block_time=plan.parity_block_times[0])
@@ -232,7 +167,7 @@ def collect(voice: VoiceFiles, plan: ReportPlan, input_path: str | None = None,
     return data
 
 
-def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan: ReportPlan):
+def _backend_section(voice: VoiceFiles, models, audio: np.ndarray, sr: int, plan: Plan):
     """The first latency configuration on torch eager and on each exported backend of ``plan``."""
     cfg = {k: v for k, v in plan.latency_configs[0].items() if k != "threads"}
     if cfg.get("f0_method") == "rmvpe" and not voice.rmvpe:
@@ -249,7 +184,7 @@ def _aligned_stream(result) -> np.ndarray:
     return a[: result.offline_audio.shape[0]]
 
 
-def _report_input(input_path: str | None, plan: ReportPlan) -> tuple[np.ndarray, int, str]:
+def _report_input(input_path: str | None, plan: Plan) -> tuple[np.ndarray, int, str]:
     """Input at the stream rate: the user's file, else offline speech (see :mod:`rvc_lab.speech`)."""
     if input_path:
         audio, sr = load_audio(input_path)
@@ -266,7 +201,7 @@ def _report_input(input_path: str | None, plan: ReportPlan) -> tuple[np.ndarray,
     return sp.audio, sp.sr, f"{sp.description} [{sp.source}]"
 
 
-def _f0_section(plan: ReportPlan, rmvpe_path: str | None, synthetic: bool):
+def _f0_section(plan: Plan, rmvpe_path: str | None, synthetic: bool):
     suite = tone_suite(BENCH_SAMPLE_RATE, plan.bench_seconds, names=plan.bench_signals)
     methods = [m for m in plan.bench_methods if m != "rmvpe" or rmvpe_path]
     random_rmvpe = synthetic and "rmvpe" in methods
@@ -513,7 +448,7 @@ def build_report(output_dir: str | os.PathLike = "reports/default", *, model=Non
     :func:`default_cache_dir`).  ``model`` needs ``hubert``.  ``sweep``: the folder of an
     ``rvc-lab sweep`` run to show (default: the report runs a small study of its own).
     """
-    plan = ReportPlan.for_run(quick)
+    plan = Plan.for_run(quick)
     if sweep is not None and not (Path(sweep) / "results.parquet").is_file():
         raise SettingsError(f"report: --sweep {sweep}: no results.parquet there (the output folder of rvc-lab sweep)")
     if model:

@@ -3,7 +3,8 @@
 Each panel builds its controls, renders into its own ``Output`` area and has a :meth:`Panel.run`
 method that does what the Run button does, so a notebook executed headless (CI) runs every panel
 once with its current values.  Environment variable ``RVC_LAB_QUICK=1`` makes
-:func:`notebook_config` pick tiny inputs and cheap F0 methods.
+:func:`notebook_config` (the one :class:`rvc_lab.plan.Plan` of the report and the notebooks) pick
+tiny inputs and cheap F0 methods.
 
 Typical cell::
 
@@ -45,6 +46,7 @@ from rvc_lab.live_session import (
 from rvc_lab.metrics.compare import compare_audio
 from rvc_lab.parity import parity_stream_settings, parity_sweep
 from rvc_lab.perf import profile_stream
+from rvc_lab.plan import Plan, grid_yaml
 from rvc_lab.plots import figure_to_png
 from rvc_lab.speech import speech_input
 from rvc_lab.sweep import read_results, run_study
@@ -54,48 +56,10 @@ from rvc_lab.sweep.report import small_study
 log = logging.getLogger(__name__)
 
 
-def quick_mode() -> bool:
-    """True when ``RVC_LAB_QUICK`` is set to anything but ``""``/``"0"`` (CI runs of the notebooks)."""
-    return os.environ.get("RVC_LAB_QUICK", "") not in ("", "0")
-
-
-@dataclass
-class NotebookConfig:
-    """Sizes and defaults of the notebooks (see :func:`notebook_config`)."""
-
-    quick: bool = False
-    input_seconds: float = 3.0
-    stream_sr: int = 48000
-    block_time: float = 0.25
-    extra_time: float = 1.0
-    crossfade_time: float = 0.05
-    f0_method: str = "fcpe"
-    parity_extra_times: tuple = (0.1, 0.5, 1.0, 2.5)
-    parity_block_times: tuple = (0.2, 0.4)
-    bench_methods: tuple = ("pm", "harvest", "dio", "crepe-tiny", "rmvpe", "fcpe")
-    bench_signals: tuple | None = None
-    bench_seconds: float = 1.0
-    latency_seconds: float = 3.0
-    f0_choices: tuple = ("pm", "harvest", "dio", "crepe", "crepe-tiny", "rmvpe", "fcpe")
-    #: Sweep panels: the parity grid (02) and the F0 grid (03), YAML mappings; tone length (s).
-    sweep_grid: str = "{block_time: [0.1, 0.25], extra_time: [0.5, 2.5]}"
-    f0_sweep_grid: str = "{f0_method: [pm, harvest, dio, fcpe]}"
-    sweep_tones: tuple = ("complex_220", "vibrato_300", "glide_120_480")
-    sweep_seconds: float = 2.0
-
-
-def notebook_config(quick: bool | None = None) -> NotebookConfig:
-    """Defaults for interactive use, or tiny ones when ``quick`` (default: :func:`quick_mode`)."""
-    if quick is None:
-        quick = quick_mode()
-    if not quick:
-        return NotebookConfig()
-    return NotebookConfig(quick=True, input_seconds=0.6, stream_sr=16000, block_time=0.2, extra_time=0.3,
-                          f0_method="pm", parity_extra_times=(0.1, 0.4), parity_block_times=(0.2,),
-                          bench_methods=("pm", "fcpe"), bench_signals=("sine_440", "glide_120_480", "gaps_200"),
-                          bench_seconds=0.5, latency_seconds=0.6, sweep_grid="{extra_time: [0.3, 0.5]}",
-                          f0_sweep_grid="{f0_method: [pm, fcpe]}", sweep_tones=("complex_220", "glide_120_480"),
-                          sweep_seconds=0.6)
+def notebook_config(quick: bool | None = None) -> Plan:
+    """The notebooks' :class:`rvc_lab.plan.Plan`: interactive defaults, or tiny ones when ``quick``
+    (default: ``RVC_LAB_QUICK``, :func:`rvc_lab.plan.quick_mode`)."""
+    return Plan.for_run(quick)
 
 
 # ----------------------------------------------------------------------------- shared state
@@ -104,14 +68,14 @@ class Workbench:
 
     Parameters
     ----------
-    config : NotebookConfig, optional
+    config : Plan, optional
     demo : bool
         Register the seeded demo voices (random weights; written once into the cache).
     cache_dir : path-like, optional
         Where demo assets and rendered speech are kept (default :func:`rvc_lab.files.synthetic.default_cache_dir`).
     """
 
-    def __init__(self, config: NotebookConfig | None = None, demo: bool = True, cache_dir=None):
+    def __init__(self, config: Plan | None = None, demo: bool = True, cache_dir=None):
         self.config = config or notebook_config()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.voices: dict[str, VoiceFiles] = {}
@@ -757,7 +721,7 @@ class SweepPanel(Panel):
     title = "Sweep: the effect of each setting"
 
     def __init__(self, workbench: Workbench | None, measure=("parity", "f0"), grid: str | None = None,
-                 settings: dict | None = None, rmvpe_path: str | None = None, config: NotebookConfig | None = None):
+                 settings: dict | None = None, rmvpe_path: str | None = None, config: Plan | None = None):
         import ipywidgets as w
 
         super().__init__()
@@ -765,7 +729,7 @@ class SweepPanel(Panel):
         self.cfg = config or (workbench.config if workbench else notebook_config())
         self.measure, self.settings, self.rmvpe_path = tuple(measure), dict(settings or {}), rmvpe_path
         self.voice = _dropdown(workbench.voices, description="voice") if workbench else None
-        default = self.cfg.sweep_grid if "parity" in self.measure else self.cfg.f0_sweep_grid
+        default = grid_yaml(self.cfg.sweep_grid if "parity" in self.measure else self.cfg.f0_sweep_grid)
         text = dict(style={"description_width": "initial"}, layout=w.Layout(width="60%"))
         self.grid = w.Text(value=grid or default, description="grid (YAML)", **text)
         self.folder = w.Text(value="", description="or an rvc-lab sweep output folder", **text)

@@ -66,6 +66,14 @@ def parity_assets(parity_dir: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def parity_files(parity_assets: Path):
+    """:class:`rvc_lab.files.parity_assets.ParityAssets` of :func:`parity_assets`: every file by name."""
+    from rvc_lab.files.parity_assets import ParityAssets
+
+    return ParityAssets(parity_assets)
+
+
 def load_case(parity_dir: Path, case: str):
     """(meta dict, arrays dict) of one golden case."""
     import numpy as np

@@ -18,16 +18,9 @@ from tests.tolerances import UPSTREAM_REL_L2
 
 pytestmark = pytest.mark.parity
 
-V2_INDEX = "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
-
-
-def _voice_args(assets):
-    return [
-        "--model", str(assets / "assets/weights/rvcref_v2_40k_f0.pth"),
-        "--index", str(assets / V2_INDEX),
-        "--hubert", str(assets / "assets/hubert_base"),
-        "--rmvpe", str(assets / "assets/rmvpe/rmvpe.pt"),
-    ]
+def _voice_args(files):
+    return ["--model", str(files.voice()), "--index", str(files.index()), "--hubert", str(files.hubert_dir),
+            "--rmvpe", str(files.rmvpe)]
 
 
 def _noise_args(meta, key):
@@ -40,12 +33,12 @@ BACKENDS = ["torch", "torchscript", "onnx"]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["zero", "seeded"])
-def test_offline_convert_matches_upstream(parity_dir, parity_assets, tmp_path, mode, backend):
+def test_offline_convert_matches_upstream(parity_dir, parity_files, tmp_path, mode, backend):
     case = f"offline_v2_40k_rmvpe_synth__{mode}"
     meta, arrays = load_case(parity_dir, case)
     out = tmp_path / "out.wav"
     rc = cli.main([
-        "convert", str(parity_assets / "audio/synth_16k.wav"), "-o", str(out), *_voice_args(parity_assets),
+        "convert", str(parity_files.root / "audio/synth_16k.wav"), "-o", str(out), *_voice_args(parity_files),
         "--f0-method", "rmvpe", "--pitch=3", "--index-rate=0.75", "--rms-mix=0.25", "--protect=0.33",
         "--resample-sr=0", "--sid=0", *_noise_args(meta, "torch_manual_seed"), f"--backend={backend}",
     ])
@@ -58,17 +51,16 @@ def test_offline_convert_matches_upstream(parity_dir, parity_assets, tmp_path, m
     assert err <= 1e-4
 
 
-def test_offline_stage_arrays_match_upstream(parity_dir, parity_assets):
+def test_offline_stage_arrays_match_upstream(parity_dir, parity_files):
     """F0 of the padded input and the raw generator chunk, before any integer decision downstream."""
     from rvc_lab.audio import load_audio
     from rvc_lab.convert.models import ConverterModels
     from rvc_lab.convert.offline import OfflineSettings, convert_offline
 
     _, arrays = load_case(parity_dir, "offline_v2_40k_rmvpe_synth__zero")
-    a = parity_assets
-    models = ConverterModels.load(a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert/hubert_base.pt",
-                                  index=a / V2_INDEX, rmvpe=a / "assets/rmvpe/rmvpe.pt")
-    x, sr = load_audio(a / "audio/synth_16k.wav")
+    files = parity_files
+    models = ConverterModels.load(**{**files.model_paths(), "hubert": files.hubert_file})  # the fairseq file
+    x, sr = load_audio(files.root / "audio/synth_16k.wav")
     settings = OfflineSettings(f0_method="rmvpe", pitch=3, index_rate=0.75, rms_mix_rate=0.25, protect=0.33, noise=False)
     res = convert_offline(models, x, settings, record_stages=True)
     assert np.array_equal(res.stages["f0_coarse"], arrays["f0_coarse_full"])
@@ -94,13 +86,13 @@ STREAM_CASES = {
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["zero", "seeded"])
 @pytest.mark.parametrize("name", sorted(STREAM_CASES))
-def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode, backend):
+def test_stream_matches_upstream(parity_dir, parity_files, tmp_path, name, mode, backend):
     case = f"{name}__{mode}"
     meta, arrays = load_case(parity_dir, case)
     wav, extra = STREAM_CASES[name]
     out, trace = tmp_path / "out.wav", tmp_path / "trace.csv"
     rc = cli.main([
-        "stream", str(parity_assets / "audio" / wav), "-o", str(out), *_voice_args(parity_assets), *extra,
+        "stream", str(parity_files.root / "audio" / wav), "-o", str(out), *_voice_args(parity_files), *extra,
         "--output-sr", "stream", "--sid=0", *_noise_args(meta, "base_seed"), "--trace", str(trace),
         f"--backend={backend}",
     ])
@@ -117,17 +109,15 @@ def test_stream_matches_upstream(parity_dir, parity_assets, tmp_path, name, mode
     assert err <= 1e-4
 
 
-def test_stream_block_internals_match_upstream(parity_dir, parity_assets):
+def test_stream_block_internals_match_upstream(parity_dir, parity_files):
     """Per block: coarse pitch exactly, pitchf and generator output to float32 precision."""
     from rvc_lab.audio import load_audio
     from rvc_lab.convert.models import ConverterModels
     from rvc_lab.convert.streaming import StreamSettings, stream_file
 
     meta, arrays = load_case(parity_dir, "realtime_v2_40k_rmvpe_synth_dev48k__zero")
-    a = parity_assets
-    models = ConverterModels.load(a / "assets/weights/rvcref_v2_40k_f0.pth", hubert=a / "assets/hubert_base",
-                                  index=a / V2_INDEX, rmvpe=a / "assets/rmvpe/rmvpe.pt")
-    x, sr = load_audio(a / "audio/synth_48k.wav")
+    models = ConverterModels.load(**parity_files.model_paths())
+    x, sr = load_audio(parity_files.root / "audio/synth_48k.wav")
     settings = StreamSettings(pitch=3, index_rate=0.5, rms_mix_rate=0.0, noise=False)
     _, _, conv = stream_file(models, x, sr, settings, record=True)
     recs = conv.records

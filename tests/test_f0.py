@@ -64,8 +64,8 @@ def random_rmvpe_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def parity_rmvpe_path(parity_assets):
-    return parity_assets / "assets" / "rmvpe" / "rmvpe.pt"
+def parity_rmvpe_path(parity_files):
+    return parity_files.rmvpe
 
 
 @pytest.fixture(scope="module")

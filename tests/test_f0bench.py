@@ -124,8 +124,8 @@ def test_crepe_tiny_and_fcpe_run(small_suite):
 
 
 @pytest.mark.parity
-def test_rmvpe_runs_when_given_a_model(parity_assets):
-    rmvpe_path = parity_assets / "assets" / "rmvpe" / "rmvpe.pt"
+def test_rmvpe_runs_when_given_a_model(parity_files):
+    rmvpe_path = parity_files.rmvpe
     suite = tone_suite(16000, 0.3, names=["complex_220"])
     results = run_f0_bench(methods=["rmvpe"], rmvpe_path=str(rmvpe_path), suite=suite)
     assert results["status"].tolist() == ["ok"], results["reason"].tolist()

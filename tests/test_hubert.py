@@ -29,8 +29,6 @@ from rvc_lab.models.hubert import HubertBase, HubertConfig
 from tests.conftest import REPO, load_case, rel_l2
 
 CASES = ("hubert_synth", "hubert_speech")
-FAIRSEQ_FILE = "assets/hubert/hubert_base.pt"
-HF_DIR = "assets/hubert_base"
 
 # A small model with HuBERT base's conv geometry (same frame formula) and 9 layers (v1 works).
 TINY = HubertConfig(
@@ -70,13 +68,13 @@ def goldens(parity_dir):
 
 
 @pytest.fixture(scope="module")
-def from_fairseq_file(parity_assets):
-    return load_content_encoder(parity_assets / FAIRSEQ_FILE)
+def from_fairseq_file(parity_files):
+    return load_content_encoder(parity_files.hubert_file)
 
 
 @pytest.fixture(scope="module")
-def from_hf_dir(parity_assets):
-    return load_content_encoder(parity_assets / HF_DIR)
+def from_hf_dir(parity_files):
+    return load_content_encoder(parity_files.hubert_dir)
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +151,10 @@ def test_v1_runs_only_nine_layers(from_hf_dir, goldens):
 
 
 @pytest.mark.parity
-def test_layer_outputs_match_transformers(parity_assets, from_hf_dir, goldens):
+def test_layer_outputs_match_transformers(parity_files, from_hf_dir, goldens):
     transformers = pytest.importorskip("transformers", reason="transformers (dev extra) not installed")
-    hf = transformers.HubertModel.from_pretrained(str(parity_assets / HF_DIR), attn_implementation="eager").eval()
-    proj = torch.load(parity_assets / HF_DIR / "pytorch_model.bin", weights_only=True)  # our own asset
+    hf = transformers.HubertModel.from_pretrained(str(parity_files.hubert_dir), attn_implementation="eager").eval()
+    proj = torch.load(parity_files.hubert_dir / "pytorch_model.bin", weights_only=True)  # our own asset
     wav = goldens["hubert_speech"][0]
     with torch.no_grad():
         theirs = hf(wav, output_hidden_states=True).hidden_states
@@ -187,9 +185,9 @@ def test_hf_directory_writer_roundtrip_with_transformers(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fairseq_reference(fairseq_mod, parity_assets, tmp_path_factory):
+def fairseq_reference(fairseq_mod, parity_files, tmp_path_factory):
     """fairseq's HubertModel built by fairseq's loader from the parity ``hubert_base.pt``."""
-    return _fairseq_load(fairseq_mod, parity_assets / FAIRSEQ_FILE, tmp_path_factory.mktemp("km_labels"))
+    return _fairseq_load(fairseq_mod, parity_files.hubert_file, tmp_path_factory.mktemp("km_labels"))
 
 
 @pytest.mark.parity
@@ -328,8 +326,8 @@ def test_conv_layers_string_is_never_evaluated(tmp_path):
 
 
 @pytest.mark.parity
-def test_truncated_checkpoint(parity_assets, tmp_path):
-    data = (parity_assets / FAIRSEQ_FILE).read_bytes()
+def test_truncated_checkpoint(parity_files, tmp_path):
+    data = parity_files.hubert_file.read_bytes()
     path = tmp_path / "hubert_base.pt"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="truncated or corrupt") as err:
@@ -338,11 +336,11 @@ def test_truncated_checkpoint(parity_assets, tmp_path):
 
 
 @pytest.mark.parity
-def test_other_model_files_are_not_hubert(parity_assets):
-    for rel in ("assets/rmvpe/rmvpe.pt", "assets/weights/rvcref_v2_40k_f0.pth"):
+def test_other_model_files_are_not_hubert(parity_files):
+    for path in (parity_files.rmvpe, parity_files.voice()):
         with pytest.raises(ModelFileError, match="not a HuBERT checkpoint") as err:
-            load_content_encoder(parity_assets / rel)
-        assert err.value.path == str(parity_assets / rel)
+            load_content_encoder(path)
+        assert err.value.path == str(path)
 
 
 def test_missing_and_misshapen_tensors(tmp_path):

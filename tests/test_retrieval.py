@@ -16,12 +16,14 @@ import torch
 
 from rvc_lab.errors import IndexMismatchError, ModelFileError, SettingsError
 from rvc_lab.files.index import build_ivf_flat_index, ivf_index_filename, load_index, upstream_n_ivf
+from rvc_lab.files.parity_assets import INDEX_FILES
 from rvc_lab.retrieval import MISSING_DISTANCE, FeatureIndex, blend_features
 
 from .conftest import load_case, rel_l2
 
-V2_INDEX = "added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
-V1_INDEX = "added_IVF20_Flat_nprobe_1_rvcref_v1_48k_f0_v1.index"
+# the goldens' copies of the parity voices' indices (../shared/parity/indices)
+V2_INDEX = INDEX_FILES["rvcref_v2_40k_f0"]
+V1_INDEX = INDEX_FILES["rvcref_v1_48k_f0"]
 
 
 # ----------------------------------------------------------------------------- references

@@ -40,8 +40,8 @@ def netg_case(parity_dir):
 
 
 @pytest.fixture(scope="module")
-def parity_synth(parity_assets):
-    return build_synthesizer(load_voice(parity_assets / "assets" / "weights" / "rvcref_v2_40k_f0.pth"))
+def parity_synth(parity_files):
+    return build_synthesizer(load_voice(parity_files.voice("rvcref_v2_40k_f0")))
 
 
 def _variant_ids():
@@ -91,9 +91,9 @@ def test_netg_intermediates_and_draws(parity_synth, netg_case):
 
 @pytest.mark.parity
 @pytest.mark.parametrize("name", sorted(PARITY_VOICES))
-def test_parity_voices_build_and_infer(parity_assets, name):
+def test_parity_voices_build_and_infer(parity_files, name):
     version, sr, if_f0 = PARITY_VOICES[name]
-    voice = load_voice(parity_assets / "assets" / "weights" / f"{name}.pth")
+    voice = load_voice(parity_files.voice(name))
     synth = build_synthesizer(voice)
     assert (synth.spec.version, synth.tgt_sr, synth.if_f0, synth.upp) == (version, sr, if_f0, sr // 100)
     assert not synth.training and all(p.dtype == torch.float32 for p in synth.parameters())

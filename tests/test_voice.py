@@ -16,22 +16,22 @@ import torch
 
 from rvc_lab.errors import ModelFileError
 from rvc_lab.files.generator_weights import build_synthesizer
+from rvc_lab.files.parity_assets import VOICES
 from rvc_lab.files.synthetic import random_synthesizer_weights
 from rvc_lab.files.voice import load_voice, voice_config, write_voice
 from rvc_lab.models.synth_spec import miniature_config
 
-PARITY_VOICES = ["rvcref_v2_40k_f0", "rvcref_v1_48k_f0", "rvcref_v2_32k_nof0"]
-
 
 @pytest.mark.parity
-@pytest.mark.parametrize("name", PARITY_VOICES)
-def test_parity_voice_summary(parity_assets, parity_dir, name):
+@pytest.mark.parametrize("name", VOICES)
+def test_parity_voice_summary(parity_files, parity_dir, name):
     manifest = json.loads((parity_dir / "manifest.json").read_text())
-    rel = f"assets/weights/{name}.pth"
+    path = parity_files.voice(name)
+    rel = path.relative_to(parity_files.root).as_posix()  # the manifest's key: the path in upstream's layout
     stored = dict(manifest["files"][rel]["object"]["__odict__"])
     tensors = {t["key"]: t["shape"] for t in manifest["tensor_tables"][name]["tensors"]}
 
-    voice = load_voice(parity_assets / rel)
+    voice = load_voice(path)
     s = voice.summary()
     assert s["version"] == stored["version"]
     assert s["sample_rate"] == stored["config"][-1] == int(stored["sr"][:-1]) * 1000

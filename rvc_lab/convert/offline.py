@@ -138,6 +138,34 @@ def quiet_cut_points(audio: np.ndarray, settings: OfflineSettings, window: int =
     return cuts
 
 
+def chunk_spans(n_padded: int, cuts: list[int], settings: OfflineSettings, window: int = stages.HOP_16K
+                ) -> list[tuple[int, int, int, int | None]]:
+    """The padded input's chunks as upstream's ``Pipeline.pipeline`` slices them.
+
+    Parameters
+    ----------
+    n_padded : int
+        Samples (16 kHz) of the input after reflect padding by ``x_pad`` s on both sides.
+    cuts : list of int
+        :func:`quiet_cut_points` of the unpadded input (16 kHz samples).
+
+    Returns
+    -------
+    list of (start, stop, f_lo, f_hi)
+        Samples ``[start, stop)`` of each chunk (its ``x_pad`` s of context on both sides
+        included; a cut is floored to a whole 10 ms window) and its pitch frames ``[f_lo, f_hi)``
+        (``f_hi`` None: to the end).
+    """
+    t_pad = 16000 * settings.x_pad
+    spans, start = [], 0
+    for t in cuts:
+        end = t // window * window
+        spans.append((start, end + 2 * t_pad + window, start // window, (end + 2 * t_pad) // window))
+        start = end
+    spans.append((start, n_padded, start // window, None))
+    return spans
+
+
 def convert_offline(
     models,
     audio16k: np.ndarray,
@@ -233,24 +261,16 @@ def _convert_in_chunks(models, audio_pad: np.ndarray, cuts: list[int], pitch, pi
     Each chunk carries ``x_pad`` seconds of context on both sides, which is cut off its output;
     chunk k's generator noise is seeded with ``seed + k``.
     """
-    window = stages.HOP_16K
-    t_pad = 16000 * s.x_pad
     t_pad_tgt = models.voice.tgt_sr * s.x_pad
     pieces, feats_log, blended_log = [], [], []
-    start = 0
-    bounds = [t // window * window for t in cuts]
-    for k, end in enumerate(bounds + [None]):
-        seg = audio_pad[start:] if end is None else audio_pad[start : end + 2 * t_pad + window]
-        f_lo = start // window
-        f_hi = None if end is None else (end + 2 * t_pad) // window
+    for k, (start, stop, f_lo, f_hi) in enumerate(chunk_spans(audio_pad.shape[0], cuts, s)):
+        seg = audio_pad[start:stop]
         seg_pitch = None if pitch is None else pitch[:, f_lo:f_hi]
         seg_pitchf = None if pitchf is None else pitchf[:, f_lo:f_hi]
         out, feats, blended = _convert_chunk(models, seg, seg_pitch, seg_pitchf, s, timer, k)
         pieces.append(out[t_pad_tgt:-t_pad_tgt])
         feats_log.append(feats)
         blended_log.append(blended)
-        if end is not None:
-            start = end
     out = np.concatenate(pieces)
     if rec is not None:
         rec["content_features"] = np.concatenate(feats_log)

@@ -54,12 +54,13 @@ def sweep_for_report(voice, plan, sweep_dir: str | os.PathLike | None, cache_dir
     """The results table the report shows and a sentence saying where it came from."""
     if sweep_dir is not None:
         return read_results(sweep_dir), f"the sweep in {os.fspath(sweep_dir)}"
-    study = small_study(voice, dict(plan.sweep_grid), settings={"block_time": plan.parity_block_times[0]},
-                        seconds=plan.sweep_seconds)
+    study = small_study(voice, dict(plan.sweep_grid), tones=plan.sweep_tones,
+                        settings={"block_time": plan.parity_block_times[0]}, seconds=plan.sweep_seconds)
     result = run_study(study, cache_dir / "report_sweep", serial=True, progress=False)
     grid = ", ".join(f"{k} {list(v)}" for k, v in plan.sweep_grid)
     return result.table, (f"a {result.cells}-cell study of this voice run serially by the report ({grid}; "
-                          f"block {plan.parity_block_times[0]:g} s; a {plan.sweep_seconds:g} s complex tone)")
+                          f"block {plan.parity_block_times[0]:g} s; {plan.sweep_seconds:g} s tones: "
+                          f"{', '.join(plan.sweep_tones)})")
 
 
 def section_metrics(effects: pd.DataFrame) -> list[str]:
