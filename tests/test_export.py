@@ -236,6 +236,20 @@ def test_exported_fcpe_finds_a_known_f0(bundle_v2, backend, f0_hz):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_exported_fcpe_shortest_input(bundle_v2, backend):
+    """min_samples (433: the reflect padding is 432) runs; one sample fewer is refused before the file runs."""
+    from rvc_lab.errors import InvalidAudioError
+
+    fcpe = models_from_bundle(bundle_v2, backend).fcpe_model
+    assert fcpe.min_samples == 433
+    x = 0.1 * torch.randn(1, 433, generator=torch.Generator().manual_seed(0))
+    assert fcpe.infer(x).shape == (1, 3, 1)
+    with pytest.raises(InvalidAudioError, match="at least 433 samples"):
+        fcpe.infer(x[:, :432])
+    assert fcpe.calls == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_exported_fcpe_matches_eager_torchfcpe(bundle_v2, parity_assets, eager_fcpe, backend):
     """Voiced audio (speech, and a tone with a silent gap and a noise burst) at lengths off the 160 grid."""
     import soundfile as sf

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import torch
 
-from rvc_lab.errors import SettingsError
+from rvc_lab.errors import InvalidAudioError, SettingsError
 from rvc_lab.export.formats import cast_to_spec, onnx_session
 from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES
 
@@ -132,8 +132,6 @@ class ExportedFCPE:
 
     def salience(self, x16k) -> torch.Tensor:
         """[N] 16 kHz -> float32 [N // 160 + 1, 360] (torchfcpe's latent)."""
-        from rvc_lab.errors import InvalidAudioError
-
         audio = torch.as_tensor(np.ascontiguousarray(x16k)).to(torch.float32).reshape(1, -1)
         if audio.shape[1] < self.min_samples:
             raise InvalidAudioError(f"the exported fcpe needs at least {self.min_samples} samples at 16 kHz, "
