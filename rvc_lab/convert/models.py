@@ -35,6 +35,9 @@ class ConverterModels:
     rmvpe_model : object or None
         An exported RMVPE (:class:`rvc_lab.export.backends.ExportedRMVPE`), used instead of
         ``rmvpe_path`` by the rmvpe F0 method.
+    fcpe_model : object or None
+        An exported FCPE (:class:`rvc_lab.export.backends.ExportedFCPE`), used instead of
+        torchfcpe's eager model by the fcpe F0 method.
     """
 
     voice: object
@@ -43,6 +46,7 @@ class ConverterModels:
     index: object = None
     rmvpe_path: str | None = None
     rmvpe_model: object = None
+    fcpe_model: object = None
     _f0: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -51,7 +55,7 @@ class ConverterModels:
              backend: str = "torch") -> "ConverterModels":
         """Load a voice ``.pth``, a content encoder (fairseq ``hubert_base.pt`` or HF dir) and an optional index.
 
-        ``backend`` "torchscript" or "onnx": the content encoder, generator (and RMVPE) run from
+        ``backend`` "torchscript" or "onnx": the content encoder, generator (RMVPE, FCPE) run from
         the voice's bundle, exported once into the cache (:func:`rvc_lab.export.bundle.cached_bundle`).
 
         Raises
@@ -80,5 +84,5 @@ class ConverterModels:
         key = (method, filter_radius)
         if key not in self._f0:
             self._f0[key] = F0Estimator(method, rmvpe_path=self.rmvpe_path, filter_radius=filter_radius,
-                                        rmvpe_model=self.rmvpe_model)
+                                        rmvpe_model=self.rmvpe_model, fcpe_model=self.fcpe_model)
         return self._f0[key]

@@ -3,7 +3,8 @@
 :class:`ExportedContentEncoder` and :class:`ExportedGenerator` answer the two calls the stage
 functions make (``extract_features`` and ``infer``) by running a TorchScript file (libtorch's
 interpreter, as a C++ or ``tch`` host would) or an ONNX file (onnxruntime's CPU provider).
-Retrieval, F0 and every DSP step stay as they are.
+:class:`ExportedRMVPE` and :class:`ExportedFCPE` stand in for the two neural F0 models the same
+way.  Retrieval, the other F0 methods and every DSP step stay as they are.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import numpy as np
 import torch
 
-from rvc_lab.errors import SettingsError
+from rvc_lab.errors import InvalidAudioError, SettingsError
 from rvc_lab.export.formats import cast_to_spec, onnx_session
 from rvc_lab.models.synthesizer import FLOW_CONTEXT_FRAMES
 
@@ -113,6 +114,42 @@ class ExportedRMVPE:
         return salience_to_hz(self.salience(x16k).numpy(), threshold)
 
 
+class ExportedFCPE:
+    """Stands in for torchfcpe's bundled model in the fcpe F0 method (latent from the file, decode here).
+
+    Answers the one call :class:`rvc_lab.f0.fcpe.FcpePitch` makes, torchfcpe's ``infer``, for its
+    one setting (16 kHz, ``local_argmax``); ``calls`` counts the file's runs.
+    """
+
+    exported = True
+
+    def __init__(self, run, backend: str, cents_table: list[float], min_samples: int):
+        self.run = run
+        self.backend = backend
+        self.cents_table = torch.tensor(cents_table, dtype=torch.float32)
+        self.min_samples = int(min_samples)
+        self.calls = 0
+
+    def salience(self, x16k) -> torch.Tensor:
+        """[N] 16 kHz -> float32 [N // 160 + 1, 360] (torchfcpe's latent)."""
+        audio = torch.as_tensor(np.ascontiguousarray(x16k)).to(torch.float32).reshape(1, -1)
+        if audio.shape[1] < self.min_samples:
+            raise InvalidAudioError(f"the exported fcpe needs at least {self.min_samples} samples at 16 kHz, "
+                                    f"got {audio.shape[1]}")
+        self.calls += 1
+        return self.run(audio)[0]
+
+    def infer(self, wav: torch.Tensor, sr: int = 16000, decoder_mode: str = "local_argmax",
+              threshold: float = 0.006) -> torch.Tensor:
+        """f0 float32 [1, N // 160 + 1, 1] in Hz, 0 = unvoiced: torchfcpe's ``infer`` for ``wav`` [1, N]."""
+        from rvc_lab.f0.fcpe import latent_to_hz
+
+        if sr != 16000 or decoder_mode != "local_argmax":
+            raise SettingsError(f"the exported fcpe runs at 16 kHz with the local_argmax decode, "
+                                f"not sr={sr}, {decoder_mode}")
+        return latent_to_hz(self.salience(wav), self.cents_table, threshold).reshape(1, -1, 1)
+
+
 class ExportedGenerator:
     """Stands in for :class:`rvc_lab.models.synthesizer.Synthesizer` in :func:`stages.run_generator`.
 
@@ -168,7 +205,7 @@ class ExportedGenerator:
 
 def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike | None = None,
                        expect_version: str | None = None):
-    """A :class:`rvc_lab.convert.models.ConverterModels` whose encoder, generator (and RMVPE) run ``bundle``'s files.
+    """A :class:`rvc_lab.convert.models.ConverterModels` whose encoder, generator (RMVPE, FCPE) run ``bundle``'s files.
 
     Parameters
     ----------
@@ -176,8 +213,8 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
         Folder written by ``rvc-lab export`` (hashes checked first).
     backend : {"torchscript", "onnx"}
     rmvpe : path-like, optional
-        ``rmvpe.pt`` for the rmvpe F0 method when the bundle holds no exported RMVPE (other F0
-        methods, FCPE included, run eager).
+        ``rmvpe.pt`` for the rmvpe F0 method when the bundle holds no exported RMVPE.  The fcpe
+        F0 method runs the bundle's FCPE (f0 voices); the other F0 methods run eager.
     expect_version : {"v1", "v2"}, optional
         Refuse a bundle of another voice version.
 
@@ -224,11 +261,17 @@ def models_from_bundle(bundle: os.PathLike, backend: str, *, rmvpe: os.PathLike 
         if rmvpe:
             log.info("--rmvpe %s ignored: the bundle's exported RMVPE runs", rmvpe)
             rmvpe = None
+    fcpe_model = None
+    if manifest["models"].get("fcpe"):
+        fc = manifest["models"]["fcpe"]
+        fcpe_model = ExportedFCPE(runner(backend, os.path.join(bundle, fc["files"][backend]), ["audio"]), backend,
+                                  fc["decode"]["cents_table"], fc["min_samples"])
     index = None
     if manifest.get("index"):
         index = load_index(os.path.join(bundle, manifest["index"]["faiss"]), expected_dim=voice.feature_dim)
     return ConverterModels(voice=voice, net_g=net_g, encoder=encoder, index=index,
-                           rmvpe_path=os.fspath(rmvpe) if rmvpe else None, rmvpe_model=rmvpe_model)
+                           rmvpe_path=os.fspath(rmvpe) if rmvpe else None, rmvpe_model=rmvpe_model,
+                           fcpe_model=fcpe_model)
 
 
 def _check_supported(bundle: str, entry: dict, stage: str, backend: str, precision: str) -> None:

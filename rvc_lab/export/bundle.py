@@ -6,6 +6,7 @@ Layout (``docs/bundle.md`` explains how a host drives it)::
     BUNDLE/content_encoder.{ts,onnx}
     BUNDLE/generator.{ts,onnx}
     BUNDLE/rmvpe.{ts,onnx}          (with an RMVPE file)
+    BUNDLE/fcpe.{ts,onnx}           (f0 voices: torchfcpe's bundled model)
     BUNDLE/index_*.npy, added.index (with an index)
 
 A bundle is written into a temporary folder beside its destination and renamed at the end
@@ -13,7 +14,7 @@ A bundle is written into a temporary folder beside its destination and renamed a
 passed.  An fp16/bf16 bundle's content encoder and generator are cast to that dtype and measured
 against eager fp32 instead (not gated): the figures are each model's ``"fidelity"`` entry, and a
 runtime without kernels for the precision is an entry ``{"supported": false, "reason": ...}``.
-Its RMVPE stays float32 (the STFT and mel in its graph) and keeps the gate.  Loading checks the format, the hashes and the voice version before any file is read
+Its RMVPE and FCPE stay float32 (the STFT and mel in their graphs) and keep the gate.  Loading checks the format, the hashes and the voice version before any file is read
 as a model: bundles are untrusted input.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import rvc_lab
 from rvc_lab.atomic import atomic_directory
 from rvc_lab.errors import ModelFileError, SettingsError
 from rvc_lab.export import content, generator, selfcheck
+from rvc_lab.export import fcpe as fcpe_export
 from rvc_lab.export import rmvpe as rmvpe_export
 from rvc_lab.export.formats import (
     DTYPE_NAMES,
@@ -46,6 +48,7 @@ from rvc_lab.export.formats import (
     save_torchscript,
 )
 from rvc_lab.export.index import write_index_arrays
+from rvc_lab.f0.fcpe import load_bundled_fcpe
 from rvc_lab.files.generator_weights import build_synthesizer
 from rvc_lab.files.hubert import load_content_encoder
 from rvc_lab.files.index import load_index
@@ -83,7 +86,7 @@ def check_export_args(out, formats, precision: str) -> tuple[Path, tuple[str, ..
 
 
 def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS, precision: str = "fp32") -> dict:
-    """Export a voice (+ content encoder, + RMVPE, + index) into the bundle folder ``out``; returns the manifest.
+    """Export a voice (+ content encoder, + RMVPE, + FCPE for f0 voices, + index) into ``out``; returns the manifest.
 
     Raises
     ------
@@ -100,6 +103,8 @@ def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS
     encoder = load_content_encoder(hubert)
     synth = build_synthesizer(voice)
     rmvpe_module = rmvpe_export.RMVPEExport(load_rmvpe(rmvpe)).eval() if rmvpe else None
+    # a voice without f0 runs no F0 method: no FCPE in its bundle
+    fcpe_module = fcpe_export.FCPEExport(load_bundled_fcpe()).eval() if voice.if_f0 else None
     dtype = PRECISION_DTYPES[precision]
     with atomic_directory(out) as tmp:
         enc_ref = content.ContentEncoderExport(encoder, voice.version).eval()
@@ -119,10 +124,16 @@ def export_bundle(out, *, model, hubert, rmvpe=None, index=None, formats=FORMATS
             models["rmvpe"] = _write_model(tmp, "rmvpe", rmvpe_module, rmvpe_export.example_audio(),
                                            rmvpe_export.INPUT_NAMES, rmvpe_export.OUTPUT_NAMES,
                                            rmvpe_export.DYNAMIC_AXES, rmvpe_export.io_spec(), formats, "fp32")
+        if fcpe_module is not None:
+            models["fcpe"] = _write_model(tmp, "fcpe", fcpe_module, fcpe_export.example_audio(),
+                                          fcpe_export.INPUT_NAMES, fcpe_export.OUTPUT_NAMES, fcpe_export.DYNAMIC_AXES,
+                                          fcpe_export.io_spec(fcpe_module.cents_table), formats, "fp32")
         if dtype == torch.float32:
-            checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats, rmvpe_module)
+            checks = selfcheck.check_bundle_files(tmp, models, enc_module, gen_module, formats, rmvpe_module,
+                                                  fcpe_module)
         else:
-            checks = selfcheck.check_bundle_files(tmp, models, enc_ref, gen_ref, formats, rmvpe_module, stages=("rmvpe",))
+            checks = selfcheck.check_bundle_files(tmp, models, enc_ref, gen_ref, formats, rmvpe_module, fcpe_module,
+                                                  stages=("rmvpe", "fcpe"))
             fidelity = selfcheck.measure_bundle_files(tmp, models, enc_ref, gen_ref, formats, voice.tgt_sr)
             for stage, figures in fidelity.items():
                 models[stage]["fidelity"] = figures

@@ -12,12 +12,11 @@ by the self-check).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvc_lab.export.dft import conv_power_spectrum, hann_dft_basis
 from rvc_lab.models.rmvpe import FRAME_MULTIPLE, HOP_LENGTH, LOG_FLOOR, N_BINS, N_FFT, RMVPE
 
 INPUT_NAMES = ["audio"]
@@ -32,12 +31,7 @@ class RMVPEExport(nn.Module):
         super().__init__()
         self.net = rmvpe.net
         self.front_end = rmvpe.front_end  # torch.stft: kept in TorchScript (exact, and the FFT is faster)
-        n = torch.arange(N_FFT, dtype=torch.float64)
-        k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
-        window = torch.hann_window(N_FFT, dtype=torch.float64)
-        angle = 2 * math.pi * k * n / N_FFT
-        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # [2 * 513, 1024]
-        self.register_buffer("dft", basis.float().unsqueeze(1))
+        self.register_buffer("dft", hann_dft_basis(N_FFT))  # [2 * 513, 1, 1024]
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         mel = self._dft_mel(audio) if torch.onnx.is_in_onnx_export() else self.front_end(audio)
@@ -48,10 +42,8 @@ class RMVPEExport(nn.Module):
 
     def _dft_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """The log-mel of :class:`LogMelFrontEnd` with the STFT as a convolution (ONNX has no complex)."""
-        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
-        spec = F.conv1d(x, self.dft, stride=HOP_LENGTH)  # [1, 2 * 513, frames]
-        re, im = spec[:, : N_FFT // 2 + 1], spec[:, N_FFT // 2 + 1 :]
-        magnitude = torch.sqrt(re.pow(2) + im.pow(2))
+        x = F.pad(audio.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect").squeeze(1)  # centred frames
+        magnitude = torch.sqrt(conv_power_spectrum(x, self.dft, HOP_LENGTH))
         return torch.log(torch.clamp(torch.matmul(self.front_end.mel_basis, magnitude), min=LOG_FLOOR))
 
 

@@ -13,18 +13,22 @@ from pathlib import Path
 
 import torch
 
+from rvc_lab import testsignals
 from rvc_lab.errors import RVCLabError
 from rvc_lab.export import content, generator
+from rvc_lab.export import fcpe as fcpe_export
 from rvc_lab.export import rmvpe as rmvpe_export
 from rvc_lab.export.backends import runner
 from rvc_lab.export.formats import cast_to_spec
 from rvc_lab.metrics.mcd import mcd
 from rvc_lab.metrics.spectral import mean_frame_cosine, rel_l2, snr_db
 
-GATES = {"content_encoder": 1e-5, "generator": 1e-4, "rmvpe": 1e-4}
+GATES = {"content_encoder": 1e-5, "generator": 1e-4, "rmvpe": 1e-4, "fcpe": 1e-4}
 #: (frames, skip_head, return_length, return_length2): a whole call, a streaming window, a formant stretch
 GENERATOR_WINDOWS = ((37, 0, 37, 37), (90, 40, 30, 30), (64, 10, 40, 46))
 AUDIO_LENGTHS = (7040, 24000)
+#: FCPE's calls: (samples, f0 Hz) of harmonic tones; lengths other than the trace's and not multiples of 160
+FCPE_TONES = ((7041, 220.0), (24037, 440.0))
 
 
 class ExportCheckError(RVCLabError):
@@ -39,15 +43,18 @@ def _calls(gen_module) -> dict:
          _seeded_noise(generator.example_inputs(gen_module, frames, skip, ret, ret2, seed=frames), gen_module, frames))
         for frames, skip, ret, ret2 in GENERATOR_WINDOWS
     ]  # fmt: skip
-    return {"content_encoder": audio_calls, "generator": generator_calls, "rmvpe": audio_calls}
+    tone_calls = [(f"{n} samples of a {f0:g} Hz tone",
+                   (torch.from_numpy(testsignals.harmonic_complex(f0, seconds=n / 16000).audio[:n])[None],))
+                  for n, f0 in FCPE_TONES]
+    return {"content_encoder": audio_calls, "generator": generator_calls, "rmvpe": audio_calls, "fcpe": tone_calls}
 
 
 @torch.no_grad()
-def check_bundle_files(folder, models: dict, enc_module, gen_module, formats, rmvpe_module=None,
-                       stages=("content_encoder", "generator", "rmvpe")) -> dict:
+def check_bundle_files(folder, models: dict, enc_module, gen_module, formats, rmvpe_module=None, fcpe_module=None,
+                       stages=("content_encoder", "generator", "rmvpe", "fcpe")) -> dict:
     """Run every exported file against its eager module; returns ``{stage: {format: worst rel L2}}``.
 
-    ``stages`` limits the check (a float16/bfloat16 bundle gates only its float32 RMVPE).
+    ``stages`` limits the check (a float16/bfloat16 bundle gates only its float32 RMVPE and FCPE).
 
     Raises
     ------
@@ -56,7 +63,8 @@ def check_bundle_files(folder, models: dict, enc_module, gen_module, formats, rm
     """
     calls = _calls(gen_module)
     modules = {"content_encoder": (enc_module, content.INPUT_NAMES),
-               "generator": (gen_module, gen_module.input_names), "rmvpe": (rmvpe_module, rmvpe_export.INPUT_NAMES)}
+               "generator": (gen_module, gen_module.input_names), "rmvpe": (rmvpe_module, rmvpe_export.INPUT_NAMES),
+               "fcpe": (fcpe_module, fcpe_export.INPUT_NAMES)}
     figures: dict[str, dict[str, float]] = {}
     for fmt in formats:
         for stage in stages:

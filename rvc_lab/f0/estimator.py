@@ -37,6 +37,9 @@ class F0Estimator:
     rmvpe_model : object, optional
         A built RMVPE (``infer_from_audio(x16k, threshold)``) instead of ``rmvpe_path``: the
         exported one of a bundle.
+    fcpe_model : object, optional
+        Stands in for torchfcpe's bundled model (its ``infer(wav, sr=, decoder_mode=, threshold=)``):
+        the exported FCPE of a bundle.
 
     Models load on first use and stay cached in this object.  The three entry points follow
     upstream RVC's three ways of analysing audio (see :mod:`rvc_lab.f0.base`):
@@ -59,6 +62,7 @@ class F0Estimator:
         filter_radius: int = 3,
         device: Union[str, torch.device] = "cpu",
         rmvpe_model=None,
+        fcpe_model=None,
     ) -> None:
         if method not in METHODS:
             raise SettingsError(f"f0 method {method!r} is unknown (--f0-method); choose one of {', '.join(METHODS)}")
@@ -74,6 +78,7 @@ class F0Estimator:
         self.method = method
         self.rmvpe_path = os.fspath(rmvpe_path) if rmvpe_path else None
         self.rmvpe_model = rmvpe_model
+        self.fcpe_model = fcpe_model
         self.filter_radius = filter_radius
         self.device = device
         self._impl: Optional[PitchMethod] = None
@@ -99,7 +104,7 @@ class F0Estimator:
             return CrepePitch("full" if self.method == "crepe" else "tiny", device=str(self.device))
         if self.method == "rmvpe":
             return RmvpePitch(self.rmvpe_path, device=self.device, model=self.rmvpe_model)
-        return FcpePitch(device=self.device)
+        return FcpePitch(device=self.device, model=self.fcpe_model)
 
     def offline(self, x16k: np.ndarray, p_len: int) -> np.ndarray:
         """Raw f0 as upstream's offline ``Pipeline.get_f0`` computes it, before gap filling.
