@@ -11,15 +11,33 @@ neighbours.  :func:`study_index` builds, from one set of vectors:
 * ``ivf_pq{m}x{nbits}``: IVF-PQ sharing the reference's coarse quantizer, at a few (m, nbits);
 * ``opq{m}_ivf_pq{m}x{nbits}``: an OPQ rotation in front (the coarse centroids are rotated with it:
   the rotation is orthonormal, so the partition is the reference's);
-* ``hnsw32``: HNSW over full vectors;
+* ``hnsw32``: HNSW over full vectors (efSearch 64) and ``hnsw32_ef256``, the same graph searched
+  with efSearch 256;
 * ``ivf_pq{m}x{nbits}+flat_blend``: search on the PQ index, blend the original vectors (the PQ
   file for the search plus the flat vectors kept beside it: the memory saving is only on the
   search structure).
 
 Per variant: serialized size (``faiss.serialize_index``), resident memory (RSS after loading the
 index minus before, each in its own subprocess), search ms per streaming block (``block`` frames),
-recall@8 against exact search, and the blended feature's relative L2 (``index_rate = 1``, i.e.
-the retrieved part alone) against the IVF-Flat blend and against the exact blend.
+recall@8 against exact search, ``nearest_found`` (frames whose exact nearest neighbour is among the
+k returned), ``frames_all_missed`` (frames with none of the exact k), and the blended feature's
+relative L2 (``index_rate = 1``, i.e. the retrieved part alone) against the IVF-Flat blend and
+against the exact blend.
+
+Why recall@8 does not predict the blend error
+---------------------------------------------
+The blend weights are ``(1/d)^2`` of *squared* distances, i.e. the fourth power of the inverse
+Euclidean distance: the nearest neighbour dominates (median weight 0.61 of 8 on the 100k synthetic
+set, ``attrs["rank1_weight_median"]``), and recall@8 counts every rank alike.  What moves the blend
+is how far off a frame's returned neighbourhood is.  IVF-Flat at nprobe 1 misses the nearest in a
+few % of frames (it lies in an adjacent list), but the query's own list is in its region, so such a
+frame still blends its cluster mates (100k: 0.3 % of frames with none of the exact k, blend error
+0.065 at recall 0.37).  HNSW's misses are all-or-nothing: on clustered data the greedy graph search
+sometimes ends in another region and returns none of the exact k (100k, efSearch 64: recall@8 0.963
+but 2.4 % of frames with no exact neighbour, blend error 0.155); those frames carry the blend error,
+frames whose neighbour set is exact blend to float rounding.  Distances, ids and reconstructed
+vectors of HNSW are exactly faiss' flat ones (squared L2, checked against numpy in
+``tests/test_index_study.py``); a wider search shrinks the lost frames (``hnsw32_ef256``).
 
 Training cost is cut where faiss' own practice allows, so ``--synthetic 100000`` (768-d) runs in
 minutes on one core: the PQ and OPQ codebooks train on a seeded subsample of
@@ -156,7 +174,11 @@ def _ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe: in
     index.own_fields = True
     quantizer.this.disown()
     # the quantizer is trained: only the product quantizer learns, on a subsample (faiss' practice)
-    index.train(training_sample(x, train_per_centroid * 2 ** nbits))
+    sample = training_sample(x, train_per_centroid * 2 ** nbits)
+    # faiss prints one "please provide at least ... training points" line per sub-quantizer (m of
+    # them) when the sample is small; the threshold only gates that warning, not the training
+    index.pq.cp.min_points_per_centroid = min(index.pq.cp.min_points_per_centroid, sample.shape[0] // 2 ** nbits)
+    index.train(sample)
     index.add(x)
     index.nprobe = nprobe
     return index
@@ -181,6 +203,10 @@ def _opq_ivf_pq(x: np.ndarray, centroids: np.ndarray, m: int, nbits: int, nprobe
     return index
 
 
+#: efSearch of the ``hnsw32`` and ``hnsw32_ef256`` variants.
+HNSW_EF_SEARCH = (64, 256)
+
+
 def _hnsw(x: np.ndarray, M: int = 32, ef_search: int = 64, ef_construction: int = 40):
     import faiss
 
@@ -194,6 +220,24 @@ def _hnsw(x: np.ndarray, M: int = 32, ef_search: int = 64, ef_construction: int 
 def _recall(ids: np.ndarray, exact_ids: np.ndarray) -> float:
     hits = [len(set(a[a >= 0].tolist()) & set(b.tolist())) for a, b in zip(ids, exact_ids)]
     return float(np.mean(hits)) / exact_ids.shape[1]
+
+
+def _nearest_found(ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    """Fraction of frames whose exact nearest neighbour (``exact_ids[:, 0]``) is among ``ids``' k."""
+    return float(np.mean((ids == exact_ids[:, :1]).any(axis=1)))
+
+
+def _frames_all_missed(ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    """Fraction of frames none of whose returned ids is among the exact k."""
+    hit = (ids[:, :, None] == exact_ids[:, None, :]) & (ids[:, :, None] >= 0)
+    return float(np.mean(~hit.any(axis=(1, 2))))
+
+
+def _rank1_weight(dist: np.ndarray) -> np.ndarray:
+    """float [T]: the blend weight ``(1/d)^2`` (normalised over the k) of each frame's nearest neighbour."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.square(1.0 / dist.astype(np.float64))
+        return w[:, 0] / w.sum(axis=1)
 
 
 def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -301,7 +345,8 @@ def study_index(
     pandas.DataFrame
         Columns ``variant, kind, ntotal, dim, nlist, nprobe, m, nbits, file_bytes,
         bytes_per_vector, size_ratio_vs_flat, rss_bytes, search_ms_per_block, recall_at_8,
-        blend_rel_l2_vs_ivf_flat, blend_rel_l2_vs_exact``.
+        nearest_found, frames_all_missed, blend_rel_l2_vs_ivf_flat, blend_rel_l2_vs_exact``;
+        ``attrs["rank1_weight_median"]``: the median blend weight of the exact nearest neighbour.
     """
     import faiss
     import pandas as pd
@@ -351,11 +396,16 @@ def study_index(
             mixed = FeatureIndex("<pq search, flat blend>", x, "other", nprobe, faiss_index=pq.faiss_index)
             variants.append((f"ivf_pq{m}x{nbits}+flat_blend", "PQ search + flat-vector blend", mixed,
                              dict(nlist=nlist, nprobe=nprobe, m=m, nbits=nbits)))
-        variants.append(("hnsw32", "HNSW32,Flat (efSearch 64)", FeatureIndex.from_faiss(_hnsw(x)), {}))
+        hnsw = _hnsw(x, ef_search=HNSW_EF_SEARCH[0])
+        variants.append(("hnsw32", f"HNSW32,Flat (efSearch {HNSW_EF_SEARCH[0]})", FeatureIndex.from_faiss(hnsw), {}))
+        wide = faiss.clone_index(hnsw)  # the same graph, searched wider
+        faiss.downcast_index(wide).hnsw.efSearch = HNSW_EF_SEARCH[1]
+        variants.append((f"hnsw32_ef{HNSW_EF_SEARCH[1]}", f"HNSW32,Flat (efSearch {HNSW_EF_SEARCH[1]})",
+                         FeatureIndex.from_faiss(wide), {}))
 
         qt = torch.from_numpy(q)
         exact = variants[1][2]
-        _, exact_ids = exact.search(q, k=K)
+        exact_d, exact_ids = exact.search(q, k=K)
         _, ref_ids = ref.search(q, k=K)
         if (ref_ids < 0).any():
             logger.info("index-study: IVF-Flat (nprobe %d) finds fewer than %d neighbours for %d of %d frames: "
@@ -388,6 +438,8 @@ def study_index(
                 file_bytes=size, bytes_per_vector=size / n, rss_bytes=rss,
                 search_ms_per_block=_ms_per_block(fi, q, block, backend, timing_blocks),
                 recall_at_8=_recall(ids, exact_ids),
+                nearest_found=_nearest_found(ids, exact_ids),
+                frames_all_missed=_frames_all_missed(ids, exact_ids),
                 blend_rel_l2_vs_ivf_flat=_rel_l2(blend, ref_blend),
                 blend_rel_l2_vs_exact=_rel_l2(blend, exact_blend)))
         df = pd.DataFrame(rows)
@@ -398,7 +450,7 @@ def study_index(
             df["conversion_snr_db"] = [figures.get(v, nan)[0] for v in df["variant"]]
             df["conversion_mcd_db"] = [figures.get(v, nan)[1] for v in df["variant"]]
         df.insert(df.columns.get_loc("rss_bytes"), "size_ratio_vs_flat", flat_bytes / df["file_bytes"])
-        df.attrs.update(skipped=skipped, n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K,
+        df.attrs.update(skipped=skipped, rank1_weight_median=float(np.median(_rank1_weight(exact_d))), n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K,
                         train_points={nb: min(n, train_per_centroid * 2 ** nb) for _, nb in pq_configs})
         return df
     finally:
@@ -433,6 +485,7 @@ def main_index_study(a) -> int:
         print(f"# {source}: {x.shape[0]} x {x.shape[1]}, {df.attrs['n_queries']} queries, block {a.block}")
         print(format_table(df))
     trained = ", ".join(f"{nb}-bit: {t}" for nb, t in df.attrs["train_points"].items())
+    print(f"median blend weight of the exact nearest neighbour: {df.attrs['rank1_weight_median']:.2f} of {K}")
     print(f"PQ/OPQ codebooks trained on a seeded subsample of {trained} vectors (OPQ {OPQ_NITER} iterations); "
           "IVF-Flat on all; HNSW efConstruction 40")
     for note in df.attrs["skipped"]:
@@ -452,7 +505,7 @@ def _demo_conversion(seconds: float = 2.0):
 def format_table(df) -> str:
     """A Markdown table of the main columns."""
     cols = ["variant", "file_bytes", "size_ratio_vs_flat", "rss_bytes", "search_ms_per_block", "recall_at_8",
-            "blend_rel_l2_vs_ivf_flat", "blend_rel_l2_vs_exact"]
+            "nearest_found", "frames_all_missed", "blend_rel_l2_vs_ivf_flat", "blend_rel_l2_vs_exact"]
     conv = "conversion_snr_db" in df.columns
     if conv:
         cols += ["conversion_snr_db", "conversion_mcd_db"]
@@ -461,8 +514,145 @@ def format_table(df) -> str:
         cells = [r["variant"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['size_ratio_vs_flat']:.2f}",
                  "n/a" if r["rss_bytes"] != r["rss_bytes"] else f"{r['rss_bytes'] / 1024:.0f} KiB",
                  f"{r['search_ms_per_block']:.3f}", f"{r['recall_at_8']:.3f}",
+                 f"{r['nearest_found']:.3f}", f"{r['frames_all_missed']:.3f}",
                  f"{r['blend_rel_l2_vs_ivf_flat']:.4f}", f"{r['blend_rel_l2_vs_exact']:.4f}"]
         if conv:
             cells += [f"{r['conversion_snr_db']:.1f}", f"{r['conversion_mcd_db']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- report and notebooks
+#: Sizes of :func:`voice_index_study`: quick (tests, the quick report) and full.
+QUICK_STUDY = dict(n_queries=300, timing_blocks=10, memory=False)
+FULL_STUDY = dict(n_queries=1000, timing_blocks=50, memory=True)
+
+#: Figures of one ``rvc-lab index-study --synthetic 100000`` run around the demo v2 index (AMD EPYC,
+#: 1 faiss thread; README "Index compression"), quoted by the report: they are not measured by it.
+SIZE_NOTE_100K = (
+    "Size dependence (one recorded run of <code>rvc-lab index-study INDEX --synthetic 100000</code>, "
+    "100 000 x 768 clustered vectors, AMD EPYC, 1 faiss thread; not measured by this report): at "
+    "realistic sizes the codes dominate the files, so IVF-PQ96x8 is 16x smaller than flat on disk "
+    "(18.6 MB vs 300 MB), but faiss builds its precomputed residual tables on load (nlist x m x 2^nbits "
+    "floats), so resident memory stays ~260 MB; IVF-Flat search costs 1.8-4.6 ms per 20-frame block "
+    "(with the machine's load) against ~350 ms for exact flat search. Blend error vs IVF-Flat: IVF-PQ96x8 "
+    "0.12, IVF-PQ192x8 0.07, PQ search + flat blend 0.085, exact flat 0.065. HNSW32 (efSearch 64) reaches "
+    "recall@8 0.96 yet a blend error of 0.17: its misses are whole neighbourhoods (2.4 % of frames get "
+    "none of the exact 8 neighbours, against 0.3 % for IVF-Flat at recall 0.37), and the (1/d)^2 weights "
+    "of squared distances give the nearest neighbour most of the blend (median weight 0.61); efSearch 256 "
+    "brings the lost frames to 0.2 % and the blend error vs exact to 0.047 at 3x the search time.")
+
+
+def voice_index_study(index, *, quick: bool = False, models=None, seconds: float = 2.0, **kwargs):
+    """:func:`study_index` on one voice index's own vectors, sized for the report and the notebooks.
+
+    Parameters
+    ----------
+    index : path-like or FeatureIndex
+        The voice's ``.index`` (its ``reconstruct_n`` vectors are the data).
+    quick : bool
+        :data:`QUICK_STUDY` (300 queries, 10 timed blocks, no RSS subprocesses, no conversion: a few
+        seconds) instead of :data:`FULL_STUDY`.
+    models : ConverterModels, optional
+        Full mode only: also convert the first ``seconds`` of the built-in speech per variant
+        (``conversion_snr_db`` / ``conversion_mcd_db`` against the IVF-Flat conversion).
+    **kwargs
+        Passed on to :func:`study_index` (override the sizes).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`study_index`'s table; ``attrs["study_settings"]`` says what was (not) measured.
+    """
+    from rvc_lab.retrieval import FeatureIndex
+
+    fi = index if isinstance(index, FeatureIndex) else load_index(index)
+    settings = dict(QUICK_STUDY if quick else FULL_STUDY)
+    settings.update(kwargs)
+    conversion = None
+    if models is not None and not quick and "conversion" not in kwargs:
+        from rvc_lab.speech import speech_input
+
+        conversion = (models, speech_input(max_seconds=seconds, sr=16000).audio)
+    settings.setdefault("conversion", conversion)
+    df = study_index(fi.vectors, **settings)
+    skipped = []
+    if not settings["memory"]:
+        skipped.append("resident memory (one subprocess per variant)")
+    if settings["conversion"] is None:
+        skipped.append("conversions per variant")
+    df.attrs["study_settings"] = dict(source=str(fi.path), ntotal=fi.ntotal, dim=fi.dim, quick=quick,
+                                      n_queries=settings["n_queries"], timing_blocks=settings["timing_blocks"],
+                                      not_measured=skipped)
+    return df
+
+
+def index_study_for_report(models, quick: bool):
+    """The report's study: :func:`voice_index_study` on ``models.index`` (None when the voice has none).
+
+    Quick: no RSS subprocesses and no conversions (a few seconds on 600-800 vectors); full: both,
+    the conversions with ``models`` itself.
+    """
+    if models.index is None:
+        return None
+    return voice_index_study(models.index, quick=quick, models=models)
+
+
+def display_table(df):
+    """The study's table with readable units (KiB, ratios, ms), one row per variant, for pages and notebooks."""
+    import pandas as pd
+
+    out = pd.DataFrame({
+        "variant": df["variant"], "kind": df["kind"],
+        "file KiB": df["file_bytes"] / 1024, "x smaller than flat": df["size_ratio_vs_flat"],
+        "RSS KiB": df["rss_bytes"] / 1024, "ms / block": df["search_ms_per_block"],
+        "recall@8": df["recall_at_8"], "nearest found": df["nearest_found"],
+        "frames all missed": df["frames_all_missed"],
+        "blend rel L2 vs IVF-Flat": df["blend_rel_l2_vs_ivf_flat"], "blend rel L2 vs exact": df["blend_rel_l2_vs_exact"],
+    })
+    if "conversion_snr_db" in df.columns:
+        out["conversion SNR dB"] = df["conversion_snr_db"]
+        out["conversion MCD dB"] = df["conversion_mcd_db"]
+    return out.reset_index(drop=True)
+
+
+def index_study_section(df, *, anchor: str = "index") -> list[str]:
+    """HTML parts of the report's "Index compression" section for :func:`voice_index_study`'s table.
+
+    ``df`` None (the voice has no index): a short note instead of the table.
+    """
+    from rvc_lab.html_page import key_values, table
+
+    parts = [f"<h2 id='{anchor}'>Index compression</h2>"]
+    if df is None:
+        parts.append("<p class='note'>This voice has no index: nothing to compress.</p>")
+        return parts
+    s = df.attrs.get("study_settings", {})
+    parts.append(
+        "<p>The voice's index vectors rebuilt as RVC's IVF-Flat (nprobe 1, the reference), exact flat search "
+        "(faiss and the torch path), IVF-PQ at several (m, nbits), OPQ+IVF-PQ, HNSW32 and \"PQ for the search, "
+        "original vectors for the blend\" (<code>rvc-lab index-study</code>, <code>rvc_lab.index_study</code>). "
+        "Queries are stored vectors plus 0.25 std of noise; the blend is the retrieved part alone (index rate 1). "
+        "The chain blends the <i>reconstructed</i> vectors, so PQ makes the blend itself lossy. "
+        "<i>nearest found</i>: frames whose exact nearest neighbour is among the 8 returned; <i>frames all "
+        "missed</i>: frames with none of the exact 8. The (1/d)² weights of squared distances give the nearest "
+        f"neighbour most of the blend (median weight here {df.attrs.get('rank1_weight_median', float('nan')):.2f}), "
+        "and a frame that gets none of the exact 8 blends another region: those two columns, not recall@8, "
+        "predict the blend error (HNSW can show a high recall@8 and a large blend error).</p>")
+    items = [("index", Path(s.get("source", "")).name), ("vectors", f"{s.get('ntotal', '?')} x {s.get('dim', '?')}"),
+             ("queries", s.get("n_queries", df.attrs.get("n_queries"))),
+             ("timing", f"median of {s.get('timing_blocks', '?')} calls of {df.attrs.get('block')} frames, "
+                        f"{df.attrs.get('threads')} faiss thread(s)")]
+    if s.get("not_measured"):
+        items.append(("not measured" + (" (quick settings)" if s.get("quick") else ""),
+                      "; ".join(s["not_measured"])))
+    for note in df.attrs.get("skipped", []):
+        items.append(("skipped", note))
+    parts.append(key_values(items))
+    parts.append(table(display_table(df), digits=3))
+    if s.get("ntotal", 0) and s["ntotal"] < 5000:
+        parts.append(f"<p class='note'>With {s['ntotal']} vectors the PQ codebooks (2^nbits x d floats) and the "
+                     "coarse centroids outweigh the codes, so PQ files are barely smaller than flat ones and "
+                     "timings are dominated by fixed costs.</p>")
+    parts.append(f"<p class='note'>{SIZE_NOTE_100K}</p>")
+    return parts

@@ -36,6 +36,7 @@ from rvc_lab.f0bench import BENCH_SAMPLE_RATE, bench_summary, run_f0_bench
 from rvc_lab.files.synthetic import default_cache_dir
 from rvc_lab.files.voices import VoiceFiles, demo_voice_files, looks_synthetic
 from rvc_lab.html_page import CSS, img, key_values, table, wav_data_uri
+from rvc_lab.index_study import index_study_for_report, index_study_section
 from rvc_lab.metrics.align import align_signals
 from rvc_lab.parity import parity_stream_settings, parity_sweep
 from rvc_lab.perf import profile_stream, scaling_study
@@ -78,6 +79,7 @@ class ReportData:
     audio_clips: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    index_study: pd.DataFrame | None = None
 
 
 def collect(voice: VoiceFiles, plan: Plan, input_path: str | None = None,
@@ -147,6 +149,10 @@ def collect(voice: VoiceFiles, plan: Plan, input_path: str | None = None,
     data.scaling, data.scaling_fit = scaling_study(models, "rmvpe" if voice.rmvpe else "fcpe", quick=plan.quick,
                                                    sr=plan.stream_sr)
     timings["cost scaling"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    data.index_study = index_study_for_report(models, plan.quick)
+    timings["index compression"] = time.perf_counter() - t
 
     t = time.perf_counter()
 
@@ -239,7 +245,7 @@ def render_html(data: ReportData) -> str:
     parts: list[str] = []
     sections = [("weights", "What was measured"), ("f0", "F0 accuracy on test tones"),
                 ("parity", "Streaming vs offline"), ("latency", "Latency per stage"),
-                ("sweep", "Effect of each swept setting"), ("metrics", "Metric tables"),
+                ("sweep", "Effect of each swept setting"), ("index", "Index compression"), ("metrics", "Metric tables"),
                 ("environment", "Environment")]
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     parts.append(f"<h1>rvc_lab report</h1><p class='note'>Created {esc(created)}"
@@ -355,6 +361,7 @@ def render_html(data: ReportData) -> str:
 
     # --- sweep
     parts.extend(_sweep_section(data))
+    parts.extend(index_study_section(data.index_study))
 
     # --- metrics
     parts.append("<h2 id='metrics'>Metric tables</h2>")
@@ -433,6 +440,8 @@ def write_report(data: ReportData, output_dir: str | os.PathLike) -> Path:
     if data.sweep is not None:
         put("sweep_results.csv", data.sweep.to_csv(index=False))
         put("sweep_effects.csv", data.sweep_effects.to_csv(index=False))
+    if data.index_study is not None:
+        put("index_study.csv", data.index_study.to_csv(index=False))
     summary = {"synthetic_weights": data.synthetic, "quick": data.plan.quick, "environment": data.environment,
                "timings_s": data.timings_s, "plan": asdict(data.plan), "voice": asdict(data.voice),
                "parity": data.parity_detail.summary(), "input": data.speech_description}

@@ -32,7 +32,8 @@ def report_dir(tmp_path_factory, demo_assets):
 def test_report_files_and_content(report_dir):
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     for name in ("f0_bench.csv", "parity_sweep.csv", "parity_stages.csv", "latency_trace.csv", "scaling.csv",
-                 "scaling_fit.csv", "backends.csv", "sweep_results.csv", "sweep_effects.csv", "report.json"):
+                 "scaling_fit.csv", "backends.csv", "sweep_results.csv", "sweep_effects.csv", "index_study.csv",
+                 "report.json"):
         assert (report_dir / name).stat().st_size > 0, name
     assert not list(report_dir.glob(".*.tmp")), "temporary files left behind"
     # self-contained: every src/href is inline data or an in-page anchor
@@ -109,6 +110,34 @@ def _browser(profile_dir: Path):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
+
+
+def test_report_index_compression_section(report_dir):
+    """The demo voice's index (600 x 768) studied in quick mode: a table of real figures, RSS and
+    conversions left out (and the page says so)."""
+    import html
+
+    import pandas as pd
+
+    page = (report_dir / "index.html").read_text(encoding="utf-8")
+    assert "<h2 id='index'>Index compression</h2>" in page and "href='#index'" in page
+    assert "not measured (quick settings)" in page and "resident memory" in page
+    df = pd.read_csv(report_dir / "index_study.csv").set_index("variant")
+    assert {"ivf_flat", "flat_exact", "flat_exact_torch", "ivf_pq96x8", "ivf_pq96x8+flat_blend", "hnsw32",
+            "hnsw32_ef256"} <= set(df.index)
+    assert (df["ntotal"] == 600).all() and (df["dim"] == 768).all()
+    assert df.loc["flat_exact", "recall_at_8"] == 1.0 and df.loc["flat_exact", "blend_rel_l2_vs_exact"] == 0.0
+    assert 0 < df.loc["ivf_flat", "recall_at_8"] < 1 and df.loc["ivf_flat", "blend_rel_l2_vs_exact"] > 0
+    assert df.loc["ivf_pq384x4", "size_ratio_vs_flat"] > 4  # 4-bit codes, even with codebooks this small
+    assert df.loc["ivf_pq96x8", "blend_rel_l2_vs_exact"] > df.loc["ivf_pq96x8+flat_blend", "blend_rel_l2_vs_exact"]
+    assert (df["search_ms_per_block"] > 0).all() and df["rss_bytes"].isna().all()
+    assert "conversion_snr_db" not in df.columns
+    # the page shows these figures (3 significant digits)
+    for v in ("ivf_flat", "ivf_pq96x8"):
+        assert f"<td>{html.escape(v)}</td>" in page
+        assert f"<td class='num'>{df.loc[v, 'blend_rel_l2_vs_exact']:.3g}</td>" in page
+    summary = json.loads((report_dir / "report.json").read_text())
+    assert summary["timings_s"]["index compression"] < 30
 
 
 def test_report_renders_in_chromium(report_dir, tmp_path):
