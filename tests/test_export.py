@@ -34,29 +34,23 @@ pytest.importorskip("onnxruntime", reason="the export extra is missing: pip inst
 CASE = "netg_rvcref_v2_40k_f0"
 BACKENDS = ["torchscript", "onnx"]
 VARIANTS = [(v, n) for v in ("full", "skip40_len50", "skip10_len60_norl2", "skip40_len50_rl2_63") for n in ("zero", "seeded")]
-V2_INDEX = "assets/indices/added_IVF15_Flat_nprobe_1_rvcref_v2_40k_f0_v2.index"
-RMVPE = "assets/rmvpe/rmvpe.pt"
-
-
-def _voice(assets, name):
-    return assets / "assets" / "weights" / f"{name}.pth"
 
 
 @pytest.fixture(scope="session")
-def bundle_v2(parity_assets):
+def bundle_v2(parity_files):
     """v2 40k f0 voice + index + RMVPE, the arguments of the --backend parity tests (same cache entry)."""
-    return cached_bundle(_voice(parity_assets, "rvcref_v2_40k_f0"), parity_assets / "assets/hubert_base",
-                         parity_assets / V2_INDEX, rmvpe=parity_assets / RMVPE)
+    return cached_bundle(parity_files.voice("rvcref_v2_40k_f0"), parity_files.hubert_dir,
+                         parity_files.index(), rmvpe=parity_files.rmvpe)
 
 
 @pytest.fixture(scope="session")
-def bundle_nof0(parity_assets):
-    return cached_bundle(_voice(parity_assets, "rvcref_v2_32k_nof0"), parity_assets / "assets/hubert_base")
+def bundle_nof0(parity_files):
+    return cached_bundle(parity_files.voice("rvcref_v2_32k_nof0"), parity_files.hubert_dir)
 
 
 @pytest.fixture(scope="session")
-def bundle_v1(parity_assets):
-    return cached_bundle(_voice(parity_assets, "rvcref_v1_48k_f0"), parity_assets / "assets/hubert_base")
+def bundle_v1(parity_files):
+    return cached_bundle(parity_files.voice("rvcref_v1_48k_f0"), parity_files.hubert_dir)
 
 
 def _run(bundle, stage, backend):
@@ -116,14 +110,14 @@ def test_exported_content_encoder_matches_upstream(request, parity_dir, bundle_n
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", ["f0_synth", "f0_speech"])
-def test_exported_rmvpe_matches_upstream(bundle_v2, parity_assets, parity_dir, case, backend):
+def test_exported_rmvpe_matches_upstream(bundle_v2, parity_files, parity_dir, case, backend):
     """Audio -> salience with the mel inside the graph, then the host's decode (threshold 0.03)."""
     import soundfile as sf
 
     from rvc_lab.models.rmvpe import salience_to_hz
 
     meta, golden = load_case(parity_dir, case)
-    x, sr = sf.read(parity_assets / "audio" / f"{case.split('_')[1]}_16k.wav", dtype="float32")
+    x, sr = sf.read(parity_files.root / "audio" / f"{case.split('_')[1]}_16k.wav", dtype="float32")
     assert sr == 16000
     salience = _run(bundle_v2, "rmvpe", backend)(torch.from_numpy(x)[None]).numpy()[0]
     assert salience.shape == golden["rmvpe_salience"].shape == (len(x) // 160 + 1, 360)
@@ -138,10 +132,10 @@ def test_exported_rmvpe_matches_upstream(bundle_v2, parity_assets, parity_dir, c
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bundle_name,voice", [("bundle_nof0", "rvcref_v2_32k_nof0"), ("bundle_v1", "rvcref_v1_48k_f0")])
-def test_exported_generator_dynamic_lengths(request, parity_assets, bundle_name, voice, backend):
+def test_exported_generator_dynamic_lengths(request, parity_files, bundle_name, voice, backend):
     """Other T and windows than the trace's example (50, 30, 15, 15), seeded, against eager rvc_lab."""
     bundle = request.getfixturevalue(bundle_name)
-    synth = build_synthesizer(load_voice(_voice(parity_assets, voice)))
+    synth = build_synthesizer(load_voice(parity_files.voice(voice)))
     models = models_from_bundle(bundle, backend)
     names = [i["name"] for i in json.loads((bundle / MANIFEST).read_text())["models"]["generator"]["inputs"]]
     f0 = ["pitch", "pitchf"] if synth.if_f0 else []
@@ -161,7 +155,7 @@ def test_exported_generator_dynamic_lengths(request, parity_assets, bundle_name,
         assert err <= UPSTREAM_REL_L2
 
 
-def test_manifest_shape_and_hashes(bundle_v2, parity_assets):
+def test_manifest_shape_and_hashes(bundle_v2, parity_files):
     m = read_manifest(bundle_v2)
     assert m["format"] == BUNDLE_FORMAT and m["precision"] == "fp32"
     assert m["runtimes"]["torch"] == torch.__version__.split("+")[0] and m["runtimes"]["onnx_opset"] >= 17
@@ -250,13 +244,13 @@ def test_exported_fcpe_shortest_input(bundle_v2, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_exported_fcpe_matches_eager_torchfcpe(bundle_v2, parity_assets, eager_fcpe, backend):
+def test_exported_fcpe_matches_eager_torchfcpe(bundle_v2, parity_files, eager_fcpe, backend):
     """Voiced audio (speech, and a tone with a silent gap and a noise burst) at lengths off the 160 grid."""
     import soundfile as sf
 
     from rvc_lab.testsignals import with_gaps
 
-    speech, sr = sf.read(parity_assets / "audio" / "speech_16k.wav", dtype="float32")
+    speech, sr = sf.read(parity_files.root / "audio" / "speech_16k.wav", dtype="float32")
     assert sr == 16000
     fcpe = models_from_bundle(bundle_v2, backend).fcpe_model
     gaps = with_gaps(200.0, seconds=1.5).audio
@@ -276,7 +270,7 @@ def test_exported_fcpe_matches_eager_torchfcpe(bundle_v2, parity_assets, eager_f
         assert flips <= (0 if backend == "torchscript" else 2)  # onnx: a frame at the threshold may flip
 
 
-def test_backend_runs_use_the_exported_fcpe(bundle_v2, parity_assets, tmp_path):
+def test_backend_runs_use_the_exported_fcpe(bundle_v2, parity_files, tmp_path):
     """A stream with f0 fcpe decodes the bundle's file with the manifest's table: shift it an octave, pitchf doubles."""
     import soundfile as sf
 
@@ -287,7 +281,7 @@ def test_backend_runs_use_the_exported_fcpe(bundle_v2, parity_assets, tmp_path):
     m = json.loads((shifted / MANIFEST).read_text())
     m["models"]["fcpe"]["decode"]["cents_table"] = [c + 1200.0 for c in m["models"]["fcpe"]["decode"]["cents_table"]]
     (shifted / MANIFEST).write_text(json.dumps(m))
-    x, sr = sf.read(parity_assets / "audio/synth_48k.wav", dtype="float32")
+    x, sr = sf.read(parity_files.root / "audio/synth_48k.wav", dtype="float32")
     settings = StreamSettings(block_time=0.25, extra_time=0.5, f0_method="fcpe", index_rate=0.0, noise=False)
     pitchf = {}
     for label, bundle in (("intact", bundle_v2), ("octave", shifted)):
@@ -381,9 +375,9 @@ def test_bundle_of_another_format_or_voice_version(bundle_nof0, tmp_path):
         read_manifest(tmp_path)
 
 
-def test_cli_bundle_flag_errors(bundle_nof0, parity_assets, tmp_path, capsys):
-    wav = parity_assets / "audio/synth_16k.wav"
-    voice = str(_voice(parity_assets, "rvcref_v2_32k_nof0"))
+def test_cli_bundle_flag_errors(bundle_nof0, parity_files, tmp_path, capsys):
+    wav = parity_files.root / "audio/synth_16k.wav"
+    voice = str(parity_files.voice("rvcref_v2_32k_nof0"))
     cases = [
         (["--bundle", str(bundle_nof0), "--model", voice, "--backend", "onnx"], "not both (--model given with --bundle)"),
         (["--bundle", str(bundle_nof0)], "add --backend torchscript or --backend onnx"),
@@ -397,10 +391,10 @@ def test_cli_bundle_flag_errors(bundle_nof0, parity_assets, tmp_path, capsys):
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_missing_onnxruntime_says_how_to_install(monkeypatch, tmp_path, parity_assets, capsys):
+def test_missing_onnxruntime_says_how_to_install(monkeypatch, tmp_path, parity_files, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    rc = cli.main(["export", "-o", str(tmp_path / "b"), "--model", str(_voice(parity_assets, "rvcref_v2_32k_nof0")),
-                   "--hubert", str(parity_assets / "assets/hubert_base")])
+    rc = cli.main(["export", "-o", str(tmp_path / "b"), "--model", str(parity_files.voice("rvcref_v2_32k_nof0")),
+                   "--hubert", str(parity_files.hubert_dir)])
     assert rc == 2
     assert "pip install -e '.[export]'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
@@ -414,17 +408,17 @@ def test_unknown_precision_and_format_fail_before_loading(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_failed_self_check_leaves_no_bundle(monkeypatch, parity_assets, tmp_path):
+def test_failed_self_check_leaves_no_bundle(monkeypatch, parity_files, tmp_path):
     """A file that misses the gate: named stage, runtime and figure; nothing left behind."""
     monkeypatch.setitem(selfcheck.GATES, "generator", -1.0)  # no figure passes a negative gate
     out = tmp_path / "b"
     with pytest.raises(selfcheck.ExportCheckError, match=r"exported generator \(torchscript\) misses the parity gate"):
-        export_bundle(out, model=_voice(parity_assets, "rvcref_v2_32k_nof0"), hubert=parity_assets / "assets/hubert_base",
+        export_bundle(out, model=parity_files.voice("rvcref_v2_32k_nof0"), hubert=parity_files.hubert_dir,
                       formats="torchscript")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compare_backends_table(bundle_v2, parity_assets):
+def test_compare_backends_table(bundle_v2, parity_files):
     """The report's backend table: eager is its own reference; exported runs stay within the gate."""
     import soundfile as sf
 
@@ -432,11 +426,10 @@ def test_compare_backends_table(bundle_v2, parity_assets):
     from rvc_lab.convert.streaming import StreamSettings
     from rvc_lab.export.compare import compare_backends
 
-    a = parity_assets
-    torch_models = ConverterModels.load(_voice(a, "rvcref_v2_40k_f0"), hubert=a / "assets/hubert_base",
-                                        index=a / V2_INDEX, rmvpe=a / RMVPE)
+    torch_models = ConverterModels.load(parity_files.voice("rvcref_v2_40k_f0"), hubert=parity_files.hubert_dir,
+                                        index=parity_files.index(), rmvpe=parity_files.rmvpe)
     by_backend = {"torch": torch_models, **{b: models_from_bundle(bundle_v2, b) for b in BACKENDS}}
-    x, sr = sf.read(a / "audio/synth_48k.wav", dtype="float32")
+    x, sr = sf.read(parity_files.root / "audio/synth_48k.wav", dtype="float32")
     settings = StreamSettings(block_time=0.25, extra_time=0.5, f0_method="rmvpe", index_rate=0.5, seed=3)
     table = compare_backends(by_backend, x[: int(1.5 * sr)], sr, settings)
     print(table.to_string())
@@ -447,9 +440,9 @@ def test_compare_backends_table(bundle_v2, parity_assets):
 
 
 @pytest.fixture(scope="session")
-def bundle_bf16(parity_assets):
+def bundle_bf16(parity_files):
     """v2 32k no-f0 voice (the smallest graph) exported in bf16, both formats: one export per session."""
-    return cached_bundle(_voice(parity_assets, "rvcref_v2_32k_nof0"), parity_assets / "assets/hubert_base",
+    return cached_bundle(parity_files.voice("rvcref_v2_32k_nof0"), parity_files.hubert_dir,
                          precision="bf16")
 
 
@@ -476,13 +469,13 @@ def test_bf16_bundle_dtypes_and_unsupported_onnx(bundle_bf16):
     assert feats.dtype == torch.float32 and feats.shape == (1, 21, 768)
 
 
-def test_bf16_fidelity_figures_match_a_recomputation(bundle_bf16, parity_assets):
+def test_bf16_fidelity_figures_match_a_recomputation(bundle_bf16, parity_files):
     """The manifest's generator SNR/rel L2, recomputed here from generator.ts against eager fp32."""
     from rvc_lab.metrics.spectral import rel_l2 as metric_rel_l2
     from rvc_lab.metrics.spectral import snr_db
 
     figures = read_manifest(bundle_bf16)["models"]["generator"]["fidelity"]["torchscript"]
-    eager = streaming_generator(build_synthesizer(load_voice(_voice(parity_assets, "rvcref_v2_32k_nof0"))))
+    eager = streaming_generator(build_synthesizer(load_voice(parity_files.voice("rvcref_v2_32k_nof0"))))
     ts = torch.jit.load(str(bundle_bf16 / "generator.ts"))
     snrs, errs = [], []
     for frames, skip, ret, ret2 in selfcheck.GENERATOR_WINDOWS:
