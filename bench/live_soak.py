@@ -137,8 +137,9 @@ def main(argv=None) -> int:
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     cfg = summary["config"]
-    title = (f"live soak on a JACK loop ({a.minutes:g} min): {cfg['precision']}, {cfg['f0_method']}, block "
-             f"{cfg['block_time']} s, extra {cfg['extra_time']} s; {summary['cpu']}")
+    mode = "passthrough (identity)" if a.passthrough else f"{cfg['precision']}, {cfg['f0_method']}"
+    title = (f"live soak on a JACK loop ({a.minutes:g} min): {mode}, block {cfg['block_time']} s, "
+             f"extra {cfg['extra_time']} s; {summary['cpu']}")
     write_bytes_atomic(out / "soak.png", figure_to_png(plot_soak(table, title)))
     print(json.dumps({k: summary[k] for k in ("late_blocks", "load_p50", "load_p95", "first_block_load",
                                              "latency_ms_median", "latency_ms_min", "latency_ms_max", "formula_ms",

@@ -1,14 +1,14 @@
 """Offline conversion: ``rvc-lab convert`` against upstream's ``vc_single``, each in its own process.
 
     .venv/bin/python bench/offline_bench.py --upstream-checkout UPSTREAM --out bench-out/offline \\
-        [--seconds 60] [--f0-method fcpe] [--repeats 2] [--threads 2]
+        [--seconds 60] [--f0-method fcpe] [--repeats 2] [--threads 2] [--backends torch onnx]
 
 Both convert the same 16 kHz speech input (the built-in speech, ``rvc_lab.speech``, tiled to
 ``--seconds``) with the parity voice, its index (index rate 0.75), RMS mix 0.25, protect 0.33,
 same torch, same thread count (``OMP_NUM_THREADS``; upstream's driver also calls
 ``torch.set_num_threads``).  Each run is a fresh subprocess, so that its wall time includes
-loading the models, and its peak RSS (``os.wait4``'s ``ru_maxrss``) is its own.  The two
-alternate, ``--repeats`` times each.  Writes ``offline.csv`` and prints the table with the CPU,
+loading the models, and its peak RSS (``os.wait4``'s ``ru_maxrss``) is its own.  The runs
+alternate, ``--repeats`` times each; ``--backends`` adds ``rvc-lab convert --backend`` rows.  Writes ``offline.csv`` and prints the table with the CPU,
 the real-time factor (wall / audio seconds, < 1 is faster than real time) and the output
 difference of the two (delay-aligned SNR: different chunking and F0 rounding, not a parity gate;
 the parity tests hold the chain to upstream's goldens).
@@ -73,6 +73,9 @@ def main(argv=None) -> int:
     p.add_argument("--f0-method", default="fcpe", choices=["rmvpe", "fcpe", "pm"])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "torchscript", "onnx"],
+                   help="rvc-lab convert --backend values timed beside upstream (exported bundles are written "
+                        "into the cache before the timed runs)")
     a = p.parse_args(argv)
     if not PARITY.voice().is_file():
         raise SystemExit(f"parity assets missing ({PARITY.assets}): run the parity tests once (make test) to build them")
@@ -86,13 +89,18 @@ def main(argv=None) -> int:
                                "--index", str(PARITY.index()), "--input", str(wav), "--output", str(a.out / "upstream.wav"),
                                "--f0-method", a.f0_method, "--pitch", common["pitch"],
                                "--index-rate", common["index_rate"], "--threads", str(a.threads)],
-        "rvc-lab convert": [sys.executable, "-m", "rvc_lab.cli", "convert", "--model", str(PARITY.voice()),
-                            "--hubert", str(PARITY.hubert_dir), "--index", str(PARITY.index()),
-                            "--rmvpe", str(PARITY.rmvpe), str(wav),
-                            "-o", str(a.out / "rvc_lab.wav"), "--f0-method", a.f0_method,
-                            "--pitch", common["pitch"], "--index-rate", common["index_rate"], "--rms-mix", "0.25",
-                            "--protect", "0.33"],
     }
+    for backend in a.backends:
+        name = "rvc-lab convert" + ("" if backend == "torch" else f" --backend {backend}")
+        cmds[name] = [sys.executable, "-m", "rvc_lab.cli", "convert", "--model", str(PARITY.voice()),
+                      "--hubert", str(PARITY.hubert_dir), "--index", str(PARITY.index()), "--rmvpe", str(PARITY.rmvpe),
+                      str(wav), "-o", str(a.out / f"rvc_lab_{backend}.wav"), "--f0-method", a.f0_method,
+                      "--backend", backend, "--pitch", common["pitch"], "--index-rate", common["index_rate"],
+                      "--rms-mix", "0.25", "--protect", "0.33"]
+        if backend != "torch":  # export outside the timed runs (what --backend would do on its first use)
+            from rvc_lab.export.bundle import cached_bundle
+
+            cached_bundle(PARITY.voice(), PARITY.hubert_dir, PARITY.index(), rmvpe=PARITY.rmvpe)
     print(cpu_description())
     rows = []
     for rep in range(a.repeats):
@@ -113,7 +121,7 @@ def main(argv=None) -> int:
     from rvc_lab.metrics.compare import compare_audio
 
     x, sr_x = sf.read(a.out / "upstream.wav", dtype="float32")
-    y, sr_y = sf.read(a.out / "rvc_lab.wav", dtype="float32")
+    y, sr_y = sf.read(a.out / f"rvc_lab_{a.backends[0]}.wav", dtype="float32")
     if sr_x == sr_y:
         print(f"rvc-lab against upstream, delay-aligned: {compare_audio(y, x, sr_x, f0_method=None)}")
     return 0

@@ -78,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from rvc_lab.files.index import build_ivf_flat_index, load_index
+from rvc_lab.metrics.spectral import rel_l2
 from rvc_lab.retrieval import FeatureIndex, blend_features
 
 logger = logging.getLogger(__name__)
@@ -238,10 +239,6 @@ def _rank1_weight(dist: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.square(1.0 / dist.astype(np.float64))
         return w[:, 0] / w.sum(axis=1)
-
-
-def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def _ms_per_block(fi: FeatureIndex, q: np.ndarray, block: int, backend: str, repeats: int) -> float:
@@ -440,8 +437,8 @@ def study_index(
                 recall_at_8=_recall(ids, exact_ids),
                 nearest_found=_nearest_found(ids, exact_ids),
                 frames_all_missed=_frames_all_missed(ids, exact_ids),
-                blend_rel_l2_vs_ivf_flat=_rel_l2(blend, ref_blend),
-                blend_rel_l2_vs_exact=_rel_l2(blend, exact_blend)))
+                blend_rel_l2_vs_ivf_flat=rel_l2(blend, ref_blend),
+                blend_rel_l2_vs_exact=rel_l2(blend, exact_blend)))
         df = pd.DataFrame(rows)
         if conversion is not None:
             drivable = {name: fi for name, _, fi, info in variants if info.get("backend", "faiss") == "faiss"}
@@ -450,7 +447,8 @@ def study_index(
             df["conversion_snr_db"] = [figures.get(v, nan)[0] for v in df["variant"]]
             df["conversion_mcd_db"] = [figures.get(v, nan)[1] for v in df["variant"]]
         df.insert(df.columns.get_loc("rss_bytes"), "size_ratio_vs_flat", flat_bytes / df["file_bytes"])
-        df.attrs.update(skipped=skipped, rank1_weight_median=float(np.median(_rank1_weight(exact_d))), n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K,
+        df.attrs.update(skipped=skipped, rank1_weight_median=float(np.median(_rank1_weight(exact_d))),
+                        n_queries=int(q.shape[0]), noise=noise, block=block, threads=threads, k=K,
                         train_points={nb: min(n, train_per_centroid * 2 ** nb) for _, nb in pq_configs})
         return df
     finally:
