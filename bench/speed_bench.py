@@ -106,6 +106,31 @@ def _models(paths: dict, backend: str = "torch"):
     return ConverterModels.load(**paths, backend=backend)
 
 
+def _precision_bundles(paths: dict, precisions) -> dict:
+    """{"<backend> <precision> bundle": ConverterModels} of fp16/bf16 bundles (exported once into the cache).
+
+    A runtime that has no kernels for the precision (ONNX Runtime's CPU provider and bf16
+    convolutions: the manifest says ``supported: false``) is left out with a line saying so."""
+    from rvc_lab.errors import SettingsError
+    from rvc_lab.export.backends import models_from_bundle
+    from rvc_lab.export.bundle import cached_bundle
+
+    out = {}
+    for precision in precisions:
+        try:
+            bundle = cached_bundle(paths["model"], paths["hubert"], paths.get("index"), precision=precision,
+                                   rmvpe=paths.get("rmvpe"))
+        except Exception as err:  # a bench row lost, not the whole run: say why
+            print(f"{precision} bundle left out: export failed: {type(err).__name__}: {err}")
+            continue
+        for backend in ("torchscript", "onnx"):
+            try:
+                out[f"{backend} {precision} bundle"] = models_from_bundle(bundle, backend)
+            except SettingsError as err:
+                print(f"{backend} {precision} bundle left out: {err}")
+    return out
+
+
 def _upstream_timer(checkout: Path, assets: Path, times: dict, names):
     """``on_block`` hook: upstream's ``RVC.infer`` on the 16 kHz ring of each block of the
     configurations ``names``; ms per block in ``times[name]``."""
@@ -377,6 +402,9 @@ def main(argv=None) -> int:
     p.add_argument("--backends", nargs="*", default=[], choices=["torch", "torchscript", "onnx"],
                    help="exported backends measured beside eager torch in the exact table (fp32 bundles, "
                         "exported once into the cache)")
+    p.add_argument("--bundle-precisions", nargs="*", default=[], choices=["fp16", "bf16"],
+                   help="also time fp16/bf16 bundles (TorchScript and, where its CPU kernels exist, ONNX Runtime) "
+                        "in the exact table: rows '<backend> <precision> bundle', error against the fp32 golden")
     p.add_argument("--quick", action="store_true", help="fewer scaling points and modes (a smoke run)")
     p.add_argument("--mode-configs", nargs="+", default=["defaults", "target"], choices=["defaults", "target"],
                    help="configurations of the fast-mode table")
@@ -399,6 +427,7 @@ def main(argv=None) -> int:
         from dataclasses import replace
 
         backends["onnx encoder+rmvpe, torch generator"] = replace(backends["onnx"], net_g=models.net_g, _f0={})
+    backends.update(_precision_bundles(paths, a.bundle_precisions))
     from rvc_lab.cpu import cpu_description
 
     print(cpu_description())
