@@ -367,9 +367,12 @@ def test_cli_stops_cleanly_on_sigint_with_summary_and_trace(jack_server, tmp_pat
 
     trace = tmp_path / "t.csv"
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # A shell without job control starts background commands with SIGINT ignored, their children
+    # inherit that, and Python then leaves SIGINT ignored (the POSIX rule for background jobs): the
+    # child gets the disposition a terminal's foreground process has, whatever launched the suite.
     p = subprocess.Popen([sys.executable, "-m", "rvc_lab.cli", "live", "--passthrough", "--block-time", "0.1",
                           "--trace", str(trace)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=env, cwd=REPO)
+                         env=env, cwd=REPO, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started, err_lines = threading.Event(), []
 
     def read_stderr():
@@ -384,8 +387,8 @@ def test_cli_stops_cleanly_on_sigint_with_summary_and_trace(jack_server, tmp_pat
         assert started.wait(120), "".join(err_lines)
         time.sleep(1.5)
         p.send_signal(signal.SIGINT)
+        p.wait(60)  # raises when SIGINT did not stop it, instead of blocking on its stdout
         out = p.stdout.read()
-        p.wait(60)
     finally:
         if p.poll() is None:
             p.kill()
